@@ -1,0 +1,119 @@
+"""Data-drift monitors: a ``SignalMonitor`` per numeric feature, on reference-scaled values.
+
+Each feature's first ``reference_size`` values fix a reference mean and standard deviation; later
+values are fed to the detector as ``z = (v - mean) / std``, clipped to ``[-CLIP, CLIP]`` and mapped
+onto ``[0, 1]``. One detector threshold then fits every feature, whatever its unit, and ADWIN's
+bound (made for values in ``[0, 1]``) holds. After a drift the reference is taken again, so the next
+alert measures a change from the new regime, not the same change twice.
+
+>>> import random
+>>> rng = random.Random(3)
+>>> mon = ScaledMonitor("feature:temp", "adwin", {}, reference_size=500)
+>>> values = [rng.gauss(20, 2) for _ in range(3000)] + [rng.gauss(23, 2) for _ in range(3000)]
+>>> alerts = [a for i, v in enumerate(values) if (a := mon.update(v, i))]
+>>> [(a["kind"], a["index"]) for a in alerts if a["kind"] == "drift"]
+[('drift', 3091)]
+>>> round(alerts[0]["evidence"]["reference_mean"], 1)
+19.9
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from detectors.monitor import SignalMonitor
+
+CLIP = 4.0
+
+
+class ScaledMonitor:
+    """A :class:`SignalMonitor` fed with values scaled by a frozen reference window."""
+
+    def __init__(
+        self, signal: str, kind: str, params: dict[str, Any], *, reference_size: int = 500, **kw: Any
+    ) -> None:
+        self.reference_size = max(2, reference_size)
+        self.monitor = SignalMonitor(signal, kind, params, **kw)
+        self._start_reference()
+
+    @property
+    def alarm_active(self) -> bool:
+        return self.monitor.alarm_active
+
+    def reset(self) -> None:
+        """Forget the past, the reference included."""
+        self._start_reference()
+        self.monitor.reset()
+
+    def _start_reference(self) -> None:
+        self._n = 0
+        self._mean = 0.0
+        self._m2 = 0.0
+        self._scale = 0.0  # 0 while the reference is still being collected
+
+    def update(self, value: float, index: int) -> dict[str, Any] | None:
+        if not self._scale:
+            # Welford's running mean/variance over the reference window.
+            self._n += 1
+            delta = value - self._mean
+            self._mean += delta / self._n
+            self._m2 += delta * (value - self._mean)
+            if self._n >= self.reference_size:
+                std = math.sqrt(self._m2 / (self._n - 1))
+                # A constant reference (std 0) still has to detect a later change.
+                self._scale = 1.0 / (2 * CLIP * (std or 1e-9))
+            return None
+        z = (value - self._mean) * self._scale + 0.5
+        alert = self.monitor.update(0.0 if z < 0.0 else 1.0 if z > 1.0 else z, index)
+        if alert is not None:
+            alert["evidence"]["reference_mean"] = self._mean
+            alert["evidence"]["reference_std"] = 1.0 / (2 * CLIP * self._scale)
+            if alert["kind"] == "drift":
+                self.reset()
+        return alert
+
+
+class FeatureMonitors:
+    """One :class:`ScaledMonitor` per numeric feature, created on first sight, bounded in number."""
+
+    def __init__(
+        self,
+        kind: str,
+        params: dict[str, Any],
+        *,
+        features: tuple[str, ...] = (),
+        max_features: int = 100,
+        reference_size: int = 500,
+        **kw: Any,
+    ) -> None:
+        self.kind = kind
+        self.params = params
+        self.only = frozenset(features)
+        self.max_features = max_features
+        self.reference_size = reference_size
+        self.kw = kw
+        self.monitors: dict[str, ScaledMonitor] = {}
+
+    def update(self, x: dict[str, Any], index: int) -> list[dict[str, Any]]:
+        alerts = []
+        monitors = self.monitors
+        for name, value in x.items():
+            kind = type(value)
+            if kind is not float and kind is not int:
+                continue  # strings and booleans have no mean to drift
+            mon = monitors.get(name)
+            if mon is None:
+                if (self.only and name not in self.only) or len(monitors) >= self.max_features:
+                    continue
+                mon = monitors[name] = ScaledMonitor(
+                    f"feature:{name}",
+                    self.kind,
+                    self.params,
+                    reference_size=self.reference_size,
+                    **self.kw,
+                )
+            alert = mon.update(value, index)
+            if alert is not None:
+                alerts.append(alert)
+        return alerts

@@ -1,0 +1,282 @@
+"""Typed, frozen configuration for the engine, built from plain mappings (TOML, env overrides).
+
+Every section is a frozen dataclass whose fields all have working defaults. :func:`from_mapping`
+builds one from a mapping and fails with a :class:`ConfigError` that names the offending key and
+what would be valid:
+
+>>> from_mapping(PolicyConfig, {"action": "reset"}).action
+'reset'
+>>> from_mapping(PolicyConfig, {"acton": "reset"})
+Traceback (most recent call last):
+...
+learners.config.ConfigError: policy.acton: unknown setting; valid keys are action, act_on, trust_model_during_alarm
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypeVar
+
+T = TypeVar("T")
+
+
+class ConfigError(ValueError):
+    """A setting that cannot work. The message starts with the dotted key."""
+
+
+def _check(condition: bool, key: str, message: str) -> None:
+    if not condition:
+        raise ConfigError(f"{key}: {message}")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Which River model learns. ``name`` is a registry name or ``package.module:factory``."""
+
+    section: typing.ClassVar[str] = "model"
+    name: str = "auto"
+    params: dict[str, Any] = field(default_factory=dict)
+    per_key: bool = False
+    max_keys: int = 1000
+
+    def __post_init__(self) -> None:
+        _check(self.max_keys >= 1, "model.max_keys", f"must be >= 1, got {self.max_keys}")
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    """One drift detector on one kind of signal. ``kind`` is ``adwin``, ``page_hinkley`` or ``none``.
+
+    ``warning_params`` configures a second, more sensitive detector of the same kind whose alarm is
+    the warning level (the convention River's adaptive random forest uses); ``{}`` picks a default,
+    ``warning = false`` turns it off.
+    """
+
+    kind: str = "adwin"
+    params: dict[str, Any] = field(default_factory=dict)
+    warning: bool = True
+    warning_params: dict[str, Any] = field(default_factory=dict)
+    cooldown: int = 200
+    recovery_events: int = 1000
+
+
+@dataclass(frozen=True)
+class FeatureDetectorConfig(DetectorConfig):
+    """Data-drift detectors on each numeric input feature (values scaled by a reference window)."""
+
+    kind: str = "adwin"
+    warning: bool = False
+    features: tuple[str, ...] = ()
+    max_features: int = 100
+    reference_size: int = 500
+    cooldown: int = 1000
+
+
+@dataclass(frozen=True)
+class DetectorsConfig:
+    section: typing.ClassVar[str] = "detectors"
+    error: DetectorConfig = field(default_factory=DetectorConfig)
+    prediction: DetectorConfig = field(default_factory=lambda: DetectorConfig(warning=False))
+    features: FeatureDetectorConfig = field(default_factory=FeatureDetectorConfig)
+
+
+ACTIONS = ("none", "reset", "background", "rollback")
+SIGNALS = ("error", "prediction", "features", "guard")
+
+
+@dataclass(frozen=True)
+class PolicyConfig:
+    """What a drift alarm does to the model."""
+
+    section: typing.ClassVar[str] = "policy"
+    action: Literal["none", "reset", "background", "rollback"] = "background"
+    act_on: tuple[str, ...] = ("error",)
+    trust_model_during_alarm: bool = True
+
+    def __post_init__(self) -> None:
+        for signal in self.act_on:
+            _check(
+                signal in SIGNALS, "policy.act_on", f"{signal!r} is not one of {', '.join(SIGNALS)}"
+            )
+
+
+@dataclass(frozen=True)
+class FallbackConfig:
+    """Where predictions come from while the model cannot be trusted."""
+
+    section: typing.ClassVar[str] = "fallback"
+    kind: Literal["baseline", "snapshot", "none"] = "baseline"
+    warmup_labels: int = 50
+
+    def __post_init__(self) -> None:
+        _check(self.warmup_labels >= 0, "fallback.warmup_labels", "must be >= 0")
+
+
+@dataclass(frozen=True)
+class GuardConfig:
+    """Outlier / poisoning guard: flagged events are predicted but never learned from."""
+
+    section: typing.ClassVar[str] = "guard"
+    enabled: bool = True
+    z_threshold: float = 8.0
+    warmup: int = 200
+    check_labels: bool = True
+
+    def __post_init__(self) -> None:
+        _check(self.z_threshold > 0, "guard.z_threshold", "must be > 0")
+
+
+@dataclass(frozen=True)
+class LabelsConfig:
+    """Late labels wait for their event in a bounded store with a time-to-live."""
+
+    section: typing.ClassVar[str] = "labels"
+    ttl_seconds: float = 3600.0
+    max_pending: int = 100_000
+
+    def __post_init__(self) -> None:
+        _check(self.ttl_seconds > 0, "labels.ttl_seconds", "must be > 0")
+        _check(self.max_pending >= 1, "labels.max_pending", "must be >= 1")
+
+
+@dataclass(frozen=True)
+class SnapshotConfig:
+    """When snapshots are taken, and where the signing key comes from."""
+
+    section: typing.ClassVar[str] = "snapshot"
+    every_events: int = 10_000
+    every_seconds: float = 0.0
+    key_file: str = ""
+
+    def __post_init__(self) -> None:
+        _check(self.every_events >= 0, "snapshot.every_events", "must be >= 0 (0 = off)")
+        _check(self.every_seconds >= 0, "snapshot.every_seconds", "must be >= 0 (0 = off)")
+
+
+METRICS = {"classification": ("accuracy", "f1", "log_loss"), "regression": ("mae", "rmse", "r2")}
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """Everything the pure engine needs. TOML sections: [engine], [model], [detectors], ..."""
+
+    section: typing.ClassVar[str] = "engine"
+    task: Literal["auto", "classification", "regression"] = "auto"
+    metric: str = "auto"
+    batch_size: int = 1
+    rolling_window: int = 500
+    max_event_bytes: int = 1_000_000
+
+    def __post_init__(self) -> None:
+        _check(self.batch_size >= 1, "engine.batch_size", f"must be >= 1, got {self.batch_size}")
+        valid = ("auto", *METRICS["classification"], *METRICS["regression"])
+        _check(self.metric in valid, "engine.metric", f"{self.metric!r}; valid: {', '.join(valid)}")
+        _check(self.rolling_window >= 0, "engine.rolling_window", "must be >= 0")
+
+
+# --------------------------------------------------------------------------- generic loader
+
+
+def _describe(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
+    if origin in (tuple, list):
+        return "a list"
+    if origin is dict or tp is dict:
+        return "a table"
+    return getattr(tp, "__name__", str(tp))
+
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+    origin = typing.get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        if isinstance(value, tp):
+            return value
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: must be a table, got {value!r}")
+        return from_mapping(tp, value, key)  # type: ignore[arg-type]
+    if origin is Literal:
+        if value not in typing.get_args(tp):
+            raise ConfigError(f"{key}: {value!r} is not {_describe(tp)}")
+        return value
+    if origin is tuple:
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"{key}: must be a list, got {value!r}")
+        return tuple(_coerce(v, typing.get_args(tp)[0], f"{key}[]") for v in value)
+    if origin is dict or tp is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: must be a table, got {value!r}")
+        return dict(value)
+    if origin in (types.UnionType, typing.Union):
+        return value
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key}: must be true or false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key}: must be an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{key}: must be a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{key}: must be a string, got {value!r}")
+        return value
+    return value
+
+
+def from_mapping(cls: type[T], data: dict[str, Any], prefix: str | None = None) -> T:
+    """Build the frozen dataclass ``cls`` from ``data``; unknown keys and wrong types fail."""
+    prefix = prefix if prefix is not None else getattr(cls, "section", cls.__name__)
+    hints = typing.get_type_hints(cls)
+    fields = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
+    kwargs = {}
+    for name, value in data.items():
+        key = f"{prefix}.{name}" if prefix else name
+        if name not in fields:
+            raise ConfigError(f"{key}: unknown setting; valid keys are {', '.join(fields)}")
+        kwargs[name] = _coerce(value, hints[name], key)
+    try:
+        return cls(**kwargs)
+    except ConfigError:
+        raise
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{prefix}: {exc}") from None
+
+
+def to_mapping(obj: Any) -> dict[str, Any]:
+    """The inverse of :func:`from_mapping` (tuples become lists): for summaries and lineage."""
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, tuple):
+            return [plain(v) for v in value]
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items()}
+        return value
+
+    return {k: plain(v) for k, v in dataclasses.asdict(obj).items()}
+
+
+@dataclass(frozen=True)
+class LearningConfig:
+    """All engine sections together; ``stream.settings.Settings`` extends it with Kafka ones."""
+
+    section: typing.ClassVar[str] = ""
+
+    engine: EngineConfig = field(default_factory=EngineConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    detectors: DetectorsConfig = field(default_factory=DetectorsConfig)
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
+    fallback: FallbackConfig = field(default_factory=FallbackConfig)
+    guard: GuardConfig = field(default_factory=GuardConfig)
+    labels: LabelsConfig = field(default_factory=LabelsConfig)
+    snapshot: SnapshotConfig = field(default_factory=SnapshotConfig)

@@ -1,0 +1,502 @@
+"""The engine: one pure, synchronous prequential loop shared by the live service and the backtest.
+
+For each event: validate, guard, predict (or fall back), and once its label is known (inline or
+late) score the prediction, update the drift detectors, learn; feed the data-drift monitors; act
+on alerts; snapshot when due. No I/O: records go to :attr:`Engine.outputs`, which the driver drains.
+
+>>> from learners.config import LearningConfig
+>>> engine = Engine(LearningConfig())
+>>> engine.process(b'{"id": 1, "x": {"a": 1.0}, "y": true}', offset=0)
+>>> engine.process(b'{"id": 2, "x": "oops"}', offset=1)
+>>> out = engine.outputs.drain()
+>>> [(p["id"], p["source"]) for p in out.predictions], [d["reason"] for d in out.dead_letters]
+([(1, 'fallback')], ['bad_x'])
+>>> engine.task, engine.task_reason
+('classification', 'inferred from boolean labels')
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+import river
+from river import metrics, utils
+
+from detectors import FeatureMonitors, ScaledMonitor, SignalMonitor
+from learners.config import LearningConfig
+from learners.events import (
+    InvalidRecord,
+    dead_letter,
+    decode_event,
+    decode_label,
+    validate_event,
+    validate_label,
+)
+from learners.guard import OutlierGuard
+from learners.labels import PendingLabels
+from learners.models import infer_task
+from learners.slot import ModelSlot
+from learners.snapshot import load_snapshot, sign_snapshot
+
+DRIFTLINE_VERSION = "0.1.0"
+
+METRIC_CLASSES = {
+    "accuracy": metrics.Accuracy,
+    "f1": metrics.F1,
+    "log_loss": metrics.LogLoss,
+    "mae": metrics.MAE,
+    "rmse": metrics.RMSE,
+    "r2": metrics.R2,
+}
+COUNTERS = (
+    "events",
+    "valid",
+    "invalid",
+    "predicted_by_model",
+    "predicted_by_fallback",
+    "labelled",
+    "learned",
+    "guarded",
+    "labels_joined",
+    "labels_too_late",
+    "duplicates",
+    "alerts",
+    "snapshots",
+    "keys_evicted",
+)
+
+
+@dataclass
+class Outputs:
+    """What the engine produced since the last :meth:`drain`."""
+
+    predictions: list[dict[str, Any]] = field(default_factory=list)
+    alerts: list[dict[str, Any]] = field(default_factory=list)
+    snapshots: list[dict[str, Any]] = field(default_factory=list)
+    dead_letters: list[dict[str, Any]] = field(default_factory=list)
+
+    def drain(self) -> Outputs:
+        drained = Outputs(self.predictions, self.alerts, self.snapshots, self.dead_letters)
+        self.predictions, self.alerts, self.snapshots, self.dead_letters = [], [], [], []
+        return drained
+
+
+def encode_features(x: dict[str, Any]) -> dict[str, Any]:
+    """Model input: strings one-hot (``"color=red": 1``), booleans 0/1, numbers as they are.
+
+    >>> encode_features({"n": 2.0, "color": "red", "on": True})
+    {'n': 2.0, 'color=red': 1, 'on': 1}
+    """
+    for value in x.values():
+        kind = type(value)
+        if kind is str or kind is bool:
+            break
+    else:
+        return x  # the common, all-numeric case: no copy
+    out: dict[str, Any] = {}
+    for name, value in x.items():
+        if type(value) is str:
+            out[f"{name}={value}"] = 1
+        else:
+            out[name] = int(value) if type(value) is bool else value
+    return out
+
+
+class Engine:
+    """Prequential learning with drift detection for one partition (optionally per key)."""
+
+    def __init__(
+        self,
+        config: LearningConfig,
+        *,
+        partition: int | None = None,
+        snapshot_key: bytes | None = None,
+        source: str = "events",
+    ) -> None:
+        self.config = config
+        self.partition = partition
+        self.source = source
+        self._key = snapshot_key
+        self.outputs = Outputs()
+        cfg = config.engine
+        self.task: str | None = None if cfg.task == "auto" else cfg.task
+        self.task_reason = "configured" if self.task else "not known until the first label"
+        self.binary: bool | None = None
+        self.slots: OrderedDict[Any, ModelSlot] = OrderedDict()
+        self.counters = dict.fromkeys(COUNTERS, 0)
+        self.dead_letter_reasons: dict[str, int] = {}
+        self.alerts_by: dict[tuple[str, str], int] = {}
+        self.metric: Any = None
+        self.rolling: Any = None
+        self.index = 0
+        self.watermark = -1
+        self.clock_ms = 0.0
+        self._snapshot_at_index = 0
+        self._snapshot_at_ms = 0.0
+        self.pending = PendingLabels(config.labels.ttl_seconds * 1000, config.labels.max_pending)
+        self.guard = OutlierGuard(config.guard.z_threshold, config.guard.warmup)
+        self.guard_monitor = SignalMonitor(
+            "guard", "adwin", {}, warning=False, direction="up", cooldown=1000
+        )
+        det = config.detectors
+        self.features = (
+            FeatureMonitors(
+                det.features.kind,
+                det.features.params,
+                features=det.features.features,
+                max_features=det.features.max_features,
+                reference_size=det.features.reference_size,
+                warning=det.features.warning,
+                warning_overrides=det.features.warning_params,
+                cooldown=det.features.cooldown,
+                recovery_events=det.features.recovery_events,
+            )
+            if det.features.kind != "none"
+            else None
+        )
+        self.prediction_monitor = (
+            ScaledMonitor(
+                "prediction",
+                det.prediction.kind,
+                det.prediction.params,
+                warning=det.prediction.warning,
+                warning_overrides=det.prediction.warning_params,
+                cooldown=det.prediction.cooldown,
+                recovery_events=det.prediction.recovery_events,
+            )
+            if det.prediction.kind != "none"
+            else None
+        )
+        if self.task is not None:
+            self._set_task(self.task, None)
+
+    # ------------------------------------------------------------------ task and slots
+
+    def _set_task(self, task: str, label: Any) -> None:
+        self.task = task
+        # Boolean labels get a binary model; any other classification label a multi-class one.
+        self.binary = isinstance(label, bool) if task == "classification" else False
+        name = self.config.engine.metric
+        if name == "auto":
+            name = "accuracy" if task == "classification" else "mae"
+        self.metric_name = name
+        self.metric = METRIC_CLASSES[name]()
+        window = self.config.engine.rolling_window
+        self.rolling = utils.Rolling(METRIC_CLASSES[name], window_size=window) if window else None
+
+    def _check_label(self, y: Any) -> None:
+        if self.task is None:
+            task, why = infer_task(y)
+            self._set_task(task, y)
+            self.task_reason = f"inferred from {why}"
+            return
+        if self.task == "regression":
+            if isinstance(y, bool | str):
+                raise InvalidRecord("bad_label", f"regression needs a numeric label, got {y!r}")
+        elif isinstance(y, float):
+            raise InvalidRecord(
+                "bad_label", f"classification needs a boolean, string or integer label, got {y!r}"
+            )
+        elif self.binary and not isinstance(y, bool):
+            raise InvalidRecord(
+                "bad_label", f"this model was built for boolean labels, got {y!r}"
+            )
+
+    def _slot(self, key: Any) -> ModelSlot | None:
+        if self.task is None:
+            return None
+        key = key if self.config.model.per_key else None
+        slots = self.slots
+        slot = slots.get(key)
+        if slot is None:
+            slot = slots[key] = ModelSlot(self.config, self.task, bool(self.binary))
+            if len(slots) > self.config.model.max_keys:
+                slots.popitem(last=False)  # least recently used
+                self.counters["keys_evicted"] += 1
+        elif key is not None:
+            slots.move_to_end(key)
+        return slot
+
+    # ------------------------------------------------------------------ the per-event loop
+
+    def _reject(self, raw: Any, error: InvalidRecord, source: str, position: Any) -> None:
+        self.counters["invalid"] += 1
+        self.dead_letter_reasons[error.reason] = self.dead_letter_reasons.get(error.reason, 0) + 1
+        if isinstance(raw, dict):
+            import orjson
+
+            raw = orjson.dumps(raw, option=orjson.OPT_NON_STR_KEYS)
+        record = dead_letter(raw, error, source, position)
+        record["partition"] = self.partition
+        self.outputs.dead_letters.append(record)
+
+    def _validate(self, raw: bytes | str | dict, offset: int) -> dict[str, Any] | None:
+        try:
+            if isinstance(raw, dict):
+                event = validate_event(raw)
+            else:
+                event = decode_event(raw, self.config.engine.max_event_bytes)
+            if event["y"] is not None:
+                self._check_label(event["y"])
+        except InvalidRecord as error:
+            self._reject(raw, error, self.source, offset)
+            return None
+        return event
+
+    def _tick(self, event_ts: int | None, now_ms: float | None) -> None:
+        if event_ts is not None and event_ts > self.clock_ms:
+            self.clock_ms = event_ts
+        if now_ms is not None and now_ms > self.clock_ms:
+            self.clock_ms = now_ms
+
+    def process(
+        self, raw: bytes | str | dict[str, Any], offset: int | None = None, now_ms: float | None = None
+    ) -> None:
+        """Process one event (JSON bytes/text or an already decoded dict) at ``offset``."""
+        index = self.index
+        offset = index if offset is None else offset
+        if offset <= self.watermark:
+            self.counters["duplicates"] += 1  # already learned: at-least-once delivery resent it
+            return
+        self.index = index + 1
+        self.counters["events"] += 1
+        event = self._validate(raw, offset)
+        if event is not None:
+            self.counters["valid"] += 1
+            self._tick(event["ts"], now_ms)
+            self._handle(event, offset, index)
+        self.watermark = offset
+        self._maybe_snapshot()
+
+    def _handle(self, event: dict[str, Any], offset: int, index: int) -> None:
+        x = event["x"]
+        y = event["y"]
+        xm = encode_features(x)
+        flagged = self._guard(x, y, index)
+        slot = self._slot(event["key"])
+        prediction, proba, source, model_prediction = self._predict(slot, xm)
+        self._emit_prediction(event, prediction, proba, source, slot, offset)
+        self._watch_inputs(x, model_prediction, proba, index, slot)
+        entry = (event["key"], xm, prediction, model_prediction, flagged, offset)
+        if y is None:
+            self.pending.add(event["id"], entry, self.clock_ms)
+        else:
+            self._learn(slot, entry, y, index)
+
+    def _guard(self, x: dict[str, Any], y: Any, index: int) -> bool:
+        if not self.config.guard.enabled:
+            return False
+        numeric_y = y if self.task == "regression" and self.config.guard.check_labels else None
+        flagged = self.guard.check(x, numeric_y) is not None
+        alert = self.guard_monitor.update(1.0 if flagged else 0.0, index)
+        if alert is not None:
+            self._on_alert(alert, None)
+        return flagged
+
+    def _predict(self, slot: ModelSlot | None, xm: dict[str, Any]) -> tuple[Any, Any, str, Any]:
+        if slot is None:
+            return None, None, "fallback", None
+        model_prediction, proba = slot.predict_model(xm)
+        if slot.use_fallback(model_prediction) and self.config.fallback.kind != "none":
+            prediction, fallback_proba = slot.predict_fallback(xm)
+            return prediction, fallback_proba, "fallback", model_prediction
+        return model_prediction, proba, "model", model_prediction
+
+    def _emit_prediction(
+        self,
+        event: dict[str, Any],
+        prediction: Any,
+        proba: dict[Any, float] | None,
+        source: str,
+        slot: ModelSlot | None,
+        offset: int,
+    ) -> None:
+        self.counters["predicted_by_model" if source == "model" else "predicted_by_fallback"] += 1
+        self.outputs.predictions.append(
+            {
+                "id": event["id"],
+                "key": event["key"],
+                "prediction": prediction,
+                "confidence": proba[prediction] if proba and prediction in proba else None,
+                "proba": proba,
+                "model_version": slot.version if slot else 0,
+                "source": source,
+                "partition": self.partition,
+                "offset": offset,
+            }
+        )
+
+    def _watch_inputs(
+        self, x: dict[str, Any], model_prediction: Any, proba: Any, index: int, slot: Any
+    ) -> None:
+        if self.features is not None:
+            for alert in self.features.update(x, index):
+                self._on_alert(alert, None)
+        if self.prediction_monitor is not None and model_prediction is not None:
+            if proba:
+                # Binary: P(True); multi-class: the confidence in the predicted class.
+                value = proba.get(True, 0.0) if self.binary else proba[model_prediction]
+            else:
+                value = float(model_prediction)
+            alert = self.prediction_monitor.update(value, index)
+            if alert is not None:
+                self._on_alert(alert, slot)
+
+    def _learn(self, slot: ModelSlot | None, entry: tuple, y: Any, index: int) -> None:
+        if slot is None:
+            return
+        key, xm, prediction, model_prediction, flagged, offset = entry
+        self.counters["labelled"] += 1
+        if prediction is not None:
+            self.metric.update(y, prediction)
+            if self.rolling is not None:
+                self.rolling.update(y, prediction)
+        if flagged:
+            self.counters["guarded"] += 1  # predicted, never learned from
+            return
+        if slot.learn(xm, y):
+            self.counters["learned"] += 1
+        if slot.monitor is not None and model_prediction is not None:
+            if self.task == "classification":
+                error = 0.0 if model_prediction == y else 1.0
+            else:
+                error = abs(float(y) - float(model_prediction))
+            alert = slot.monitor.update(error, index)
+            if alert is not None:
+                self._on_alert(alert, slot, key)
+        slot.drop_stale_background(index)
+
+    def process_label(
+        self, raw: bytes | str | dict[str, Any], position: Any = None, now_ms: float | None = None
+    ) -> None:
+        """Join a late label ``{"id", "y"}`` to its waiting prediction, score it, learn."""
+        try:
+            label = validate_label(raw) if isinstance(raw, dict) else decode_label(raw)
+            self._tick(label["ts"], now_ms)
+            entry = self.pending.pop(label["id"], self.clock_ms)
+            if entry is None:
+                # Never seen, already labelled, evicted or past its TTL: too late to learn.
+                self.counters["labels_too_late"] += 1
+                return
+            self._check_label(label["y"])
+        except InvalidRecord as error:
+            self._reject(raw, error, "labels", position)
+            return
+        self.counters["labels_joined"] += 1
+        self._learn(self._slot(entry[0]), entry, label["y"], self.index)
+
+    # ------------------------------------------------------------------ alerts and actions
+
+    def _on_alert(self, alert: dict[str, Any], slot: ModelSlot | None, key: Any = None) -> None:
+        signal = alert["signal"]
+        family = "features" if signal.startswith("feature:") else signal
+        policy = self.config.policy
+        targets = [slot] if slot is not None else list(self.slots.values())
+        version_before = targets[0].version if targets else 0
+        action = "none"
+        if family in policy.act_on and targets:
+            if alert["kind"] == "drift":
+                done = {t.apply(policy.action) for t in targets}
+                action = ", ".join(sorted(done))
+            elif alert["kind"] == "warning" and policy.action == "background":
+                started = [t.start_background(alert["index"]) for t in targets]
+                action = "background model started" if any(started) else "none"
+        alert.update(
+            action=action,
+            model_version=version_before,
+            new_model_version=targets[0].version if targets else 0,
+            partition=self.partition,
+            key=key,
+            offset=self.watermark + 1,
+            ts=self.clock_ms or None,
+        )
+        self.counters["alerts"] += 1
+        by = (alert["detector"], signal)
+        self.alerts_by[by] = self.alerts_by.get(by, 0) + 1
+        self.outputs.alerts.append(alert)
+
+    # ------------------------------------------------------------------ micro-batches
+
+    def process_batch(
+        self,
+        raws: list[bytes | str | dict[str, Any]],
+        offsets: list[int] | None = None,
+        now_ms: float | None = None,
+    ) -> None:
+        """Process a micro-batch: predict all with the model as it was, then learn all.
+
+        Uses River's ``predict_proba_many`` / ``learn_many`` when the model has them (one mean
+        gradient per batch for linear models: not the same numbers as looping ``learn_one``);
+        otherwise the same per-event path. Outputs have the same shape either way.
+        """
+        from learners.batch import process_batch
+
+        process_batch(self, raws, offsets, now_ms)
+
+    # ------------------------------------------------------------------ snapshots
+
+    def _maybe_snapshot(self) -> None:
+        every = self.config.snapshot.every_events
+        every_ms = self.config.snapshot.every_seconds * 1000
+        if (every and self.index - self._snapshot_at_index >= every) or (
+            every_ms and self.clock_ms - self._snapshot_at_ms >= every_ms
+        ):
+            self.snapshot()
+
+    def header(self) -> dict[str, Any]:
+        """Lineage and counters: what a snapshot says about itself (readable without the key)."""
+        slot = self.slots.get(None) or next(iter(self.slots.values()), None)
+        metric = self.metric.get() if self.metric is not None else None
+        return {
+            "format": 1,
+            "model": self.config.model.name,
+            "model_params": self.config.model.params,
+            "task": self.task,
+            "partition": self.partition,
+            "model_version": slot.version if slot else 0,
+            "model_versions": {str(k): s.version for k, s in self.slots.items()},
+            "events": self.index,
+            "labelled": self.counters["labelled"],
+            "learned": self.counters["learned"],
+            "watermark": self.watermark,
+            "metric_name": getattr(self, "metric_name", None),
+            "metric": None if metric is None or math.isnan(metric) else metric,
+            "river_version": river.__version__,
+            "driftline_version": DRIFTLINE_VERSION,
+            "created_at": time.time(),
+        }
+
+    def snapshot(self) -> dict[str, Any] | None:
+        """Take a snapshot now: remember last-good models; emit a signed one if there is a key."""
+        self._snapshot_at_index = self.index
+        self._snapshot_at_ms = self.clock_ms
+        for slot in self.slots.values():
+            slot.mark_good()
+        if self._key is None:
+            return None
+        header = self.header()
+        blob = sign_snapshot(self._state(), header, self._key)
+        record = {"partition": self.partition, "header": header, "blob": blob}
+        self.counters["snapshots"] += 1
+        self.outputs.snapshots.append(record)
+        return record
+
+    def _state(self) -> dict[str, Any]:
+        skip = {"outputs", "_key", "config"}
+        return {k: v for k, v in self.__dict__.items() if k not in skip}
+
+    @classmethod
+    def restore(
+        cls, blob: bytes, key: bytes | None, config: LearningConfig, **kwargs: Any
+    ) -> Engine:
+        """An engine exactly as it was when ``blob`` was taken; refuses unverified snapshots."""
+        _, state = load_snapshot(blob, key)
+        engine = cls(config, snapshot_key=key, **kwargs)
+        engine.__dict__.update(state)
+        for slot in engine.slots.values():
+            slot.config = config
+        return engine

@@ -1,0 +1,194 @@
+"""The event contract: decode and validate input events and late labels.
+
+An event is a JSON object::
+
+    {"id": "e-1", "key": "sensor-7", "ts": 1700000000000, "x": {"temp": 21.5}, "y": 1}
+
+* ``id``: string or integer, required.
+* ``key``: optional string or integer (per-key models, Kafka message key).
+* ``ts``: optional, epoch milliseconds or an ISO-8601 string; normalised to epoch milliseconds.
+* ``x``: object of feature name to number, string, boolean or null (null means "missing").
+* ``y``: optional label: number, string or boolean.
+
+A late label is ``{"id": ..., "y": ...}``.
+
+Anything else is rejected with :class:`InvalidRecord`, whose ``reason`` is a short machine-readable
+code (used as a metric label and in the dead-letter record) and whose ``detail`` says precisely what
+was wrong.
+
+>>> decode_event(b'{"id": 7, "x": {"a": 1.5, "b": null}, "y": true}')
+{'id': 7, 'key': None, 'ts': None, 'x': {'a': 1.5}, 'y': True}
+>>> decode_event(b'{"x": {}}')
+Traceback (most recent call last):
+...
+learners.events.InvalidRecord: missing_id: the event has no "id"
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+#: Records larger than this are rejected before decoding (Kafka's default message limit is 1 MB).
+DEFAULT_MAX_BYTES = 1_000_000
+
+Label = bool | int | float | str
+
+
+class InvalidRecord(ValueError):
+    """A record that breaks the contract. ``reason`` is a stable code, ``detail`` a sentence."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+def _loads(raw: bytes | str, max_bytes: int) -> Any:
+    if len(raw) > max_bytes:
+        raise InvalidRecord("oversized", f"record is {len(raw)} bytes, the limit is {max_bytes}")
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRecord("not_json", f"not valid JSON ({exc})") from None
+
+
+def _check_id(value: Any, field: str = "id") -> str | int:
+    # bool is an int subclass: an id of `true` is almost certainly a bug upstream.
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise InvalidRecord(f"bad_{field}", f'"{field}" must be a string or an integer, got {value!r}')
+    if isinstance(value, str) and not value:
+        raise InvalidRecord(f"bad_{field}", f'"{field}" must not be empty')
+    return value
+
+
+def parse_timestamp(value: Any) -> int | None:
+    """Epoch milliseconds (int or float) or ISO-8601 text to epoch milliseconds.
+
+    >>> parse_timestamp("2024-01-01T00:00:00Z")
+    1704067200000
+    >>> parse_timestamp(1704067200000.0)
+    1704067200000
+    """
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise InvalidRecord("bad_ts", f'"ts" must be epoch milliseconds or ISO-8601, got {value!r}')
+    if isinstance(value, int | float):
+        if not math.isfinite(value):
+            raise InvalidRecord("bad_ts", f'"ts" must be finite, got {value!r}')
+        return int(value)
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            raise InvalidRecord("bad_ts", f'"ts" is not ISO-8601: {value!r}') from None
+        if parsed.tzinfo is None:
+            raise InvalidRecord("bad_ts", f'"ts" needs a time zone (e.g. "Z"): {value!r}')
+        return int(parsed.timestamp() * 1000)
+    raise InvalidRecord("bad_ts", f'"ts" must be epoch milliseconds or ISO-8601, got {value!r}')
+
+
+def check_label(value: Any) -> Label:
+    """A label is a finite number, a boolean or a non-empty string."""
+    if isinstance(value, bool | str):
+        if isinstance(value, str) and not value:
+            raise InvalidRecord("bad_label", '"y" must not be an empty string')
+        return value
+    if isinstance(value, int | float):
+        if isinstance(value, float) and not math.isfinite(value):
+            raise InvalidRecord("bad_label", f'"y" must be finite, got {value!r}')
+        return value
+    raise InvalidRecord("bad_label", f'"y" must be a number, string or boolean, got {value!r}')
+
+
+def validate_features(x: Any) -> dict[str, float | int | str | bool]:
+    """Check the feature object; nulls (missing values) are dropped."""
+    if not isinstance(x, dict):
+        raise InvalidRecord("bad_x", f'"x" must be an object, got {type(x).__name__}')
+    clean: dict[str, float | int | str | bool] = {}
+    for name, value in x.items():
+        kind = type(value)
+        # Exact type checks first: this loop runs for every feature of every event.
+        if kind is float:
+            if value - value != 0.0:  # inf - inf and nan - nan are nan: both non-finite
+                raise InvalidRecord("non_finite", f"feature {name!r} is {value!r}")
+        elif kind is int or kind is str or kind is bool:
+            pass
+        elif value is None:
+            continue
+        else:
+            raise InvalidRecord(
+                "bad_feature",
+                f"feature {name!r} must be a number, string, boolean or null, "
+                f"got {kind.__name__}",
+            )
+        clean[name] = value
+    return clean
+
+
+def validate_event(obj: Any) -> dict[str, Any]:
+    """Validate a decoded event and return it normalised (``id``, ``key``, ``ts``, ``x``, ``y``)."""
+    if not isinstance(obj, dict):
+        raise InvalidRecord("not_object", f"an event must be a JSON object, got {type(obj).__name__}")
+    if "id" not in obj:
+        raise InvalidRecord("missing_id", 'the event has no "id"')
+    event_id = _check_id(obj["id"])
+    if "x" not in obj:
+        raise InvalidRecord("missing_x", 'the event has no "x" (feature object)')
+    key = obj.get("key")
+    if key is not None:
+        key = _check_id(key, "key")
+    y = obj.get("y")
+    return {
+        "id": event_id,
+        "key": key,
+        "ts": parse_timestamp(obj.get("ts")),
+        "x": validate_features(obj["x"]),
+        "y": None if y is None else check_label(y),
+    }
+
+
+def decode_event(raw: bytes | str, max_bytes: int = DEFAULT_MAX_BYTES) -> dict[str, Any]:
+    """Decode JSON bytes and validate them as an event; raises :class:`InvalidRecord`."""
+    return validate_event(_loads(raw, max_bytes))
+
+
+def validate_label(obj: Any) -> dict[str, Any]:
+    """Validate a decoded late label ``{"id": ..., "y": ...}``."""
+    if not isinstance(obj, dict):
+        raise InvalidRecord("not_object", f"a label must be a JSON object, got {type(obj).__name__}")
+    if "id" not in obj:
+        raise InvalidRecord("missing_id", 'the label has no "id"')
+    if obj.get("y") is None:
+        raise InvalidRecord("missing_label", 'the label has no "y"')
+    return {"id": _check_id(obj["id"]), "y": check_label(obj["y"]), "ts": parse_timestamp(obj.get("ts"))}
+
+
+def decode_label(raw: bytes | str, max_bytes: int = DEFAULT_MAX_BYTES) -> dict[str, Any]:
+    """Decode JSON bytes and validate them as a late label; raises :class:`InvalidRecord`."""
+    return validate_label(_loads(raw, max_bytes))
+
+
+def dead_letter(raw: bytes | str, error: InvalidRecord, source: str, position: Any = None) -> dict:
+    """The dead-letter record: the original bytes (as text, lossless for UTF-8), reason and origin."""
+    if isinstance(raw, bytes):
+        try:
+            original: str = raw.decode("utf-8")
+            encoding = "utf-8"
+        except UnicodeDecodeError:
+            original = raw.hex()
+            encoding = "hex"
+    else:
+        original, encoding = raw, "utf-8"
+    return {
+        "reason": error.reason,
+        "detail": error.detail,
+        "source": source,
+        "position": position,
+        "original": original,
+        "encoding": encoding,
+    }
