@@ -6,7 +6,7 @@
 >>> build_detector("adwni", {})
 Traceback (most recent call last):
 ...
-learners.config.ConfigError: unknown detector 'adwni'; valid: adwin, page_hinkley, none
+learners.config.ConfigError: detector.kind: unknown detector 'adwni'; valid: adwin, page_hinkley, none
 """
 
 from __future__ import annotations
@@ -40,17 +40,18 @@ def build_detector(kind: str, params: dict[str, Any], key: str = "detector") -> 
     """A fresh River detector of ``kind`` (``adwin`` or ``page_hinkley``)."""
     factory = DETECTORS.get(kind)
     if factory is None:
-        raise ConfigError(f"unknown {key} {kind!r}; valid: {', '.join(detector_names())}")
+        raise ConfigError(f"{key}.kind: unknown detector {kind!r}; valid: {', '.join(detector_names())}")
     accepted = set(inspect.signature(factory).parameters)
     unknown = sorted(set(params) - accepted)
     if unknown:
         raise ConfigError(
-            f"{key} {kind!r} has no parameter {', '.join(unknown)}; valid: {', '.join(sorted(accepted))}"
+            f"{key}.params: {kind!r} has no parameter {', '.join(unknown)}; "
+            f"valid: {', '.join(sorted(accepted))}"
         )
     try:
         return factory(**params)
     except (TypeError, ValueError) as exc:
-        raise ConfigError(f"{key} {kind!r}: {exc}") from None
+        raise ConfigError(f"{key}.params: {kind!r} rejected them: {exc}") from None
 
 
 def warning_params(kind: str, params: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:

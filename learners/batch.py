@@ -99,7 +99,7 @@ def process_batch(
         slot.fallback.learn(y)
         learn_rows.append(row)
         learn_labels.append(y)
-        if slot.monitor is not None and model_prediction is not None:
+        if slot.monitored(model_prediction):
             if classification:
                 error = 0.0 if model_prediction == y else 1.0
             else:

@@ -61,6 +61,9 @@ class DetectorConfig:
     warning_params: dict[str, Any] = field(default_factory=dict)
     cooldown: int = 200
     recovery_events: int = 1000
+    # A cold model's errors and predictions move as it learns; that is not drift. The model's
+    # first `warmup` labels (after every reset too) are not fed to this detector.
+    warmup: int = 300
 
 
 @dataclass(frozen=True)

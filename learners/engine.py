@@ -85,6 +85,11 @@ class Outputs:
         return drained
 
 
+def signal_family(signal: str) -> str:
+    """``feature:temp`` belongs to ``features``; the others are their own family."""
+    return "features" if signal.startswith("feature:") else signal
+
+
 def encode_features(x: dict[str, Any]) -> dict[str, Any]:
     """Model input: strings one-hot (``"color=red": 1``), booleans 0/1, numbers as they are.
 
@@ -331,12 +336,22 @@ class Engine:
         )
 
     def _watch_inputs(
-        self, x: dict[str, Any], model_prediction: Any, proba: Any, index: int, slot: Any
+        self,
+        x: dict[str, Any],
+        model_prediction: Any,
+        proba: Any,
+        index: int,
+        slot: ModelSlot | None,
     ) -> None:
         if self.features is not None:
             for alert in self.features.update(x, index):
                 self._on_alert(alert, None)
-        if self.prediction_monitor is not None and model_prediction is not None:
+        if (
+            self.prediction_monitor is not None
+            and slot is not None
+            and model_prediction is not None
+            and slot.labels_learned >= self.config.detectors.prediction.warmup
+        ):
             if proba:
                 # Binary: P(True); multi-class: the confidence in the predicted class.
                 value = proba.get(True, 0.0) if self.binary else proba[model_prediction]
@@ -360,7 +375,7 @@ class Engine:
             return
         if slot.learn(xm, y):
             self.counters["learned"] += 1
-        if slot.monitor is not None and model_prediction is not None:
+        if slot.monitored(model_prediction):
             if self.task == "classification":
                 error = 0.0 if model_prediction == y else 1.0
             else:
@@ -393,7 +408,7 @@ class Engine:
 
     def _on_alert(self, alert: dict[str, Any], slot: ModelSlot | None, key: Any = None) -> None:
         signal = alert["signal"]
-        family = "features" if signal.startswith("feature:") else signal
+        family = signal_family(signal)
         policy = self.config.policy
         targets = [slot] if slot is not None else list(self.slots.values())
         version_before = targets[0].version if targets else 0

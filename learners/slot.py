@@ -31,7 +31,7 @@ def error_monitor(config: LearningConfig, task: str) -> SignalMonitor | ScaledMo
         "recovery_events": det.recovery_events,
     }
     if task == "regression":
-        return ScaledMonitor("error", det.kind, det.params, reference_size=200, **options)
+        return ScaledMonitor("error", det.kind, det.params, reference_size=500, **options)
     return SignalMonitor("error", det.kind, det.params, **options)
 
 
@@ -77,6 +77,14 @@ class ModelSlot:
         except Exception:  # a model that raises must not stop the stream: fall back instead
             self.predict_errors += 1
             return None, None
+
+    def monitored(self, model_prediction: Any) -> bool:
+        """Whether this prediction's error goes to the drift monitor (not while warming up)."""
+        return (
+            self.monitor is not None
+            and model_prediction is not None
+            and self.labels_learned > self.config.detectors.error.warmup
+        )
 
     def use_fallback(self, model_prediction: Any) -> bool:
         return (

@@ -1,0 +1,238 @@
+"""The offline driver: replay a stream through the same engine the live service runs.
+
+``run_backtest`` feeds every event, in order, to the main engine and to a baseline engine (same
+model and guard, no drift detection or action), writes the outputs, and returns the summary.
+Labels are learned inline, or ``label_delay`` events later to mimic late labels.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections import Counter, deque
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import orjson
+
+from learners.config import LearningConfig, to_mapping
+from learners.engine import Engine, Outputs, signal_family
+from stream.progress import Progress
+from stream.scoring import score_detections
+from stream.sources import Source
+
+JSON_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
+SERIES_POINTS = 500
+
+
+def baseline_config(config: LearningConfig) -> LearningConfig:
+    """The same model with no drift action: what the user would have had without driftline."""
+    detectors = config.detectors
+    off = {"kind": "none"}
+    return dataclasses.replace(
+        config,
+        policy=dataclasses.replace(config.policy, action="none"),
+        detectors=dataclasses.replace(
+            detectors,
+            error=dataclasses.replace(detectors.error, **off),
+            prediction=dataclasses.replace(detectors.prediction, **off),
+            features=dataclasses.replace(detectors.features, **off),
+        ),
+        snapshot=dataclasses.replace(config.snapshot, every_events=0, every_seconds=0),
+    )
+
+
+class OutputFiles:
+    """``predictions.jsonl``, ``alerts.jsonl`` and ``dead_letter.jsonl`` in ``out_dir``."""
+
+    def __init__(self, out_dir: Path | None) -> None:
+        self.files: dict[str, BinaryIO] = {}
+        if out_dir is not None:
+            out_dir.mkdir(parents=True, exist_ok=True)
+            for name in ("predictions", "alerts", "dead_letter"):
+                self.files[name] = open(out_dir / f"{name}.jsonl", "wb")  # noqa: SIM115
+
+    def write(self, outputs: Outputs) -> None:
+        for name, records in (
+            ("predictions", outputs.predictions),
+            ("alerts", outputs.alerts),
+            ("dead_letter", outputs.dead_letters),
+        ):
+            handle = self.files.get(name)
+            if handle is not None and records:
+                handle.write(b"".join(orjson.dumps(r, option=JSON_OPTIONS) + b"\n" for r in records))
+
+    def close(self) -> None:
+        for handle in self.files.values():
+            handle.close()
+
+
+def _split_label(item: Any) -> tuple[Any, dict[str, Any] | None]:
+    """Take the label off an event so it can arrive later; corrupt items pass through."""
+    event = item
+    if isinstance(item, bytes | str):
+        try:
+            event = orjson.loads(item)
+        except orjson.JSONDecodeError:
+            return item, None
+    if not isinstance(event, dict) or event.get("y") is None or "id" not in event:
+        return item, None
+    event = dict(event)
+    label = {"id": event["id"], "y": event.pop("y")}
+    return event, label
+
+
+def _finite(value: float | None) -> float | None:
+    return None if value is None or math.isnan(value) else value
+
+
+def run_backtest(
+    config: LearningConfig,
+    source: Source,
+    *,
+    out_dir: str | Path | None = None,
+    label_delay: int = 0,
+    max_delay: int = 2500,
+    snapshot_key: bytes | None = None,
+    show_progress: bool = True,
+) -> dict[str, Any]:
+    out_path = Path(out_dir) if out_dir is not None else None
+    engine = Engine(config, partition=0, snapshot_key=snapshot_key)
+    baseline = Engine(baseline_config(config), partition=0)
+    files = OutputFiles(out_path)
+    progress = Progress(source.total, source.name) if show_progress else None
+    batch_size = config.engine.batch_size
+    step = max(1, (source.total or 10_000) // SERIES_POINTS)
+    series: list[tuple[int, float]] = []
+    baseline_series: list[tuple[int, float]] = []
+    alerts: list[dict[str, Any]] = []
+    dead_letters = 0
+    late: deque[tuple[int, dict[str, Any]]] = deque()
+    batch: list[Any] = []
+    engine_seconds = 0.0
+    last_snapshot: dict[str, Any] | None = None
+
+    def run(engines_call: Any) -> None:
+        nonlocal engine_seconds
+        started = time.perf_counter()
+        engines_call(engine)
+        engine_seconds += time.perf_counter() - started
+        engines_call(baseline)
+        baseline.outputs.drain()
+
+    def flush_outputs() -> None:
+        nonlocal dead_letters, last_snapshot
+        out = engine.outputs.drain()
+        files.write(out)
+        alerts.extend(out.alerts)
+        dead_letters += len(out.dead_letters)
+        if out.snapshots:
+            last_snapshot = out.snapshots[-1]
+
+    def sample(index: int) -> None:
+        for eng, points in ((engine, series), (baseline, baseline_series)):
+            if eng.rolling is not None and eng.counters["labelled"]:
+                points.append((index, eng.rolling.get()))
+
+    def deliver_labels(upto: int) -> None:
+        while late and late[0][0] <= upto:
+            label = late.popleft()[1]
+            run(lambda e, label=label: e.process_label(label))
+
+    def flush_batch() -> None:
+        if batch:
+            offsets = list(range(engine.watermark + 1, engine.watermark + 1 + len(batch)))
+            run(lambda e: e.process_batch(batch, offsets))
+            batch.clear()
+
+    index = -1
+    for index, item in enumerate(source.items):
+        if label_delay:
+            deliver_labels(index)
+            item, label = _split_label(item)
+            if label is not None:
+                late.append((index + label_delay, label))
+        if batch_size > 1:
+            batch.append(item)
+            if len(batch) >= batch_size:
+                flush_batch()
+        else:
+            run(lambda e, item=item, index=index: e.process(item, index))
+        if index % step == 0:
+            flush_outputs()
+            sample(index)
+            if progress is not None:
+                progress.update(index + 1, f"alerts {len(alerts)}")
+    flush_batch()
+    deliver_labels(math.inf)  # type: ignore[arg-type]
+    if snapshot_key is not None:
+        engine.snapshot()
+    flush_outputs()
+    if index >= 0:
+        sample(index)
+    files.close()
+    if progress is not None:
+        progress.close()
+
+    events = engine.counters["events"]
+    # Detection is scored on the signals the policy acts on (the error, by default): prediction
+    # and feature alerts are evidence, reported by signal, not claims that the concept changed.
+    acted_on = set(config.policy.act_on)
+    scored = [a for a in alerts if signal_family(a["signal"]) in acted_on]
+    scores = score_detections(scored, source.true_drifts, max_delay)
+    by_signal = Counter(f"{a['signal']}:{a['kind']}" for a in alerts)
+    metric = engine.metric.get() if engine.metric is not None else None
+    base_metric = baseline.metric.get() if baseline.metric is not None else None
+    slot = next(iter(engine.slots.values()), None)
+    summary: dict[str, Any] = {
+        "source": source.name,
+        "task": engine.task,
+        "task_reason": engine.task_reason,
+        "model": config.model.name,
+        "policy": config.policy.action,
+        "events": events,
+        "invalid": engine.counters["invalid"],
+        "learned": engine.counters["learned"],
+        "guarded": engine.counters["guarded"],
+        "labels_too_late": engine.counters["labels_too_late"],
+        "metric_name": getattr(engine, "metric_name", None),
+        "metric": _finite(metric),
+        "baseline_metric": _finite(base_metric),
+        "predicted_by": {
+            "model": engine.counters["predicted_by_model"],
+            "fallback": engine.counters["predicted_by_fallback"],
+        },
+        "model_version": slot.version if slot else 0,
+        "alerts": [
+            {k: a[k] for k in ("index", "kind", "detector", "signal", "action")} for a in alerts
+        ],
+        "alerts_by_signal": dict(sorted(by_signal.items())),
+        "scored_signals": sorted(acted_on),
+        "true_drifts": list(source.true_drifts),
+        **scores,
+        "dead_letter_reasons": dict(engine.dead_letter_reasons),
+        "events_per_second": events / engine_seconds if engine_seconds else None,
+        "config": to_mapping(config),
+    }
+    if out_path is not None:
+        if last_snapshot is not None:
+            (out_path / "model.snapshot").write_bytes(last_snapshot["blob"])
+            summary["snapshot"] = str(out_path / "model.snapshot")
+        (out_path / "summary.json").write_bytes(
+            orjson.dumps(summary, option=JSON_OPTIONS | orjson.OPT_INDENT_2)
+        )
+        from stream.report import write_report
+
+        write_report(
+            out_path / "report.png",
+            metric_name=f"rolling {summary['metric_name'] or 'metric'} "
+            f"({config.engine.rolling_window} events)",
+            series=series,
+            baseline_series=baseline_series,
+            true_drifts=source.true_drifts,
+            alerts=alerts,
+            title=f"{source.name}: {config.model.name} model, policy {config.policy.action}",
+        )
+        summary["report"] = str(out_path / "report.png")
+    return summary

@@ -1,0 +1,314 @@
+"""The ``driftline`` command line. ``driftline --help`` lists the commands, each has ``--help``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections import Counter
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from learners.config import ConfigError
+
+EPILOG = """\
+examples:
+  driftline datasets                                   list the built-in streams
+  driftline backtest --dataset sea-abrupt --out out    replay one, write summary + report.png
+  driftline backtest --file events.jsonl --true-drifts 5000,12000
+  driftline backtest --file data.csv --target label --time-column ts
+  driftline snapshots verify out/model.snapshot        check a snapshot's signature
+
+configuration: --config FILE (TOML) or $DRIFTLINE_CONFIG, then DRIFTLINE_<SECTION>__<KEY>=value
+overrides, e.g. DRIFTLINE_MODEL__NAME=hoeffding_tree DRIFTLINE_POLICY__ACTION=reset.
+Snapshots are signed with $DRIFTLINE_SNAPSHOT_KEY (or the file in $DRIFTLINE_SNAPSHOT_KEY_FILE).
+"""
+
+
+class UsageError(Exception):
+    """A mistake in how the command was called: printed plainly, exit status 2."""
+
+
+def _int_list(text: str) -> list[int]:
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated event indices, got {text!r}"
+        ) from None
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _settings(args: argparse.Namespace) -> Any:
+    from stream.settings import load_settings
+
+    return load_settings(getattr(args, "config", None))
+
+
+def _snapshot_key(config: Any) -> bytes | None:
+    from learners.snapshot import SnapshotError, load_key
+
+    try:
+        return load_key(config.snapshot.key_file if config else "")
+    except SnapshotError as exc:
+        raise UsageError(str(exc)) from None
+
+
+# --------------------------------------------------------------------------- datasets
+
+
+def cmd_datasets(args: argparse.Namespace) -> int:
+    from stream.datasets import DATASETS
+
+    if args.json:
+        rows = [
+            {
+                "name": d.name,
+                "task": d.task,
+                "size": d.size,
+                "drift_kind": d.drift_kind,
+                "true_drifts": list(d.true_drifts),
+                "description": d.description,
+            }
+            for d in DATASETS.values()
+        ]
+        print(orjson.dumps(rows, option=orjson.OPT_INDENT_2).decode())
+        return 0
+    print(f"{'name':<20} {'task':<15} {'events':>7}  {'drift':<8} {'true drifts':<20} description")
+    for d in DATASETS.values():
+        drifts = ",".join(map(str, d.true_drifts)) or "-"
+        print(
+            f"{d.name:<20} {d.task:<15} {d.size:>7}  {d.drift_kind:<8} {drifts:<20} {d.description}"
+        )
+    return 0
+
+
+# --------------------------------------------------------------------------- backtest
+
+
+def _print_summary(summary: dict[str, Any], out: str | None) -> None:
+    metric_name = summary["metric_name"] or "metric"
+    metric, base = summary["metric"], summary["baseline_metric"]
+    print(
+        f"driftline backtest: {summary['source']}  ({summary['events']:,} events, "
+        f"{summary['task']}: {summary['task_reason']})"
+    )
+    print(f"  model {summary['model']}, drift policy {summary['policy']}")
+    if metric is not None and base is not None:
+        better = metric - base if metric_name in ("accuracy", "f1", "r2") else base - metric
+        verdict = "adaptation paid" if better > 0 else "adaptation did not pay"
+        print(
+            f"  {metric_name} {metric:.4f}   baseline (same model, no drift action) {base:.4f}"
+            f"   {verdict} ({better:+.4f})"
+        )
+    rate = summary["events_per_second"]
+    print(
+        f"  events {summary['events']:,}  invalid {summary['invalid']:,}  learned "
+        f"{summary['learned']:,}  guarded {summary['guarded']:,}  late labels dropped "
+        f"{summary['labels_too_late']:,}  {rate or 0:,.0f} events/s"
+    )
+    print(
+        f"  predictions: {summary['predicted_by']['model']:,} by the model, "
+        f"{summary['predicted_by']['fallback']:,} by the fallback; final model version "
+        f"{summary['model_version']}"
+    )
+    if summary["true_drifts"]:
+        delay = summary["detection_delay_mean"]
+        print(
+            f"  true drifts {', '.join(map(str, summary['true_drifts']))}: detected "
+            f"{len(summary['detected'])}/{len(summary['true_drifts'])}"
+            + (f", mean delay {delay:.0f} events" if delay is not None else "")
+            + f"; false alarms {summary['false_alarms']}; missed {summary['missed_drifts']}"
+        )
+    else:
+        print(f"  no true drifts given; drift alarms: {summary['false_alarms']}")
+    alerts = summary["alerts"]
+    kinds = Counter(a["kind"] for a in alerts)
+    print(f"  alerts {len(alerts)}: " + ", ".join(f"{k} {n}" for k, n in sorted(kinds.items())))
+    for alert in alerts[:12]:
+        print(
+            f"    #{alert['index']:<8} {alert['kind']:<10} {alert['signal']:<18} "
+            f"{alert['detector']:<13} action: {alert['action']}"
+        )
+    if len(alerts) > 12:
+        print(f"    ... {len(alerts) - 12} more in alerts.jsonl")
+    if summary["dead_letter_reasons"]:
+        reasons = ", ".join(f"{r} {n}" for r, n in summary["dead_letter_reasons"].items())
+        print(f"  dead letters by reason: {reasons}")
+    if out:
+        print(f"  written to {out}/: summary.json predictions.jsonl alerts.jsonl dead_letter.jsonl report.png"
+              + (" model.snapshot" if summary.get("snapshot") else ""))
+        if not summary.get("snapshot"):
+            print("  (no model.snapshot: set DRIFTLINE_SNAPSHOT_KEY to write a signed one)")
+
+
+def cmd_backtest(args: argparse.Namespace) -> int:
+    from stream.backtest import run_backtest
+    from stream.sources import open_source
+
+    settings = _settings(args)
+    if args.batch_size:
+        import dataclasses
+
+        settings = dataclasses.replace(
+            settings, engine=dataclasses.replace(settings.engine, batch_size=args.batch_size)
+        )
+    try:
+        source = open_source(
+            dataset=args.dataset,
+            file=args.file,
+            target=args.target,
+            id_column=args.id_column,
+            time_column=args.time_column,
+            limit=args.limit,
+            seed=args.seed,
+        )
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    if args.true_drifts is not None:
+        source.true_drifts = args.true_drifts
+    summary = run_backtest(
+        settings,
+        source,
+        out_dir=args.out,
+        label_delay=args.label_delay,
+        max_delay=args.max_delay,
+        snapshot_key=_snapshot_key(settings),
+        show_progress=not args.json,
+    )
+    if args.json:
+        summary.pop("config", None)
+        print(orjson.dumps(summary, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS).decode())
+    else:
+        _print_summary(summary, args.out)
+    return 0
+
+
+# --------------------------------------------------------------------------- snapshots (files)
+
+
+def cmd_snapshot_file(args: argparse.Namespace) -> int:
+    from learners.snapshot import SnapshotError, read_header, verify
+
+    blob = Path(args.path).read_bytes()
+    try:
+        if args.action == "verify":
+            header = verify(blob, _snapshot_key(None))
+            print(f"{args.path}: signature verifies (model version {header['model_version']}, "
+                  f"watermark {header['watermark']})")
+        else:
+            header = read_header(blob)
+            print(orjson.dumps(header, option=orjson.OPT_INDENT_2).decode())
+    except SnapshotError as exc:
+        print(f"{args.path}: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+# --------------------------------------------------------------------------- config
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    from learners.config import to_mapping
+
+    settings = _settings(args)
+    print(orjson.dumps(to_mapping(settings), option=orjson.OPT_INDENT_2).decode())
+    return 0
+
+
+# --------------------------------------------------------------------------- parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="driftline",
+        description="Streaming online learning and drift detection: River models on Kafka "
+        "streams, and offline backtests through the very same engine.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--config", metavar="FILE", help="TOML settings file (default: defaults)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands: dict[str, Callable[[argparse.Namespace], int]] = {}
+
+    p = sub.add_parser("datasets", help="list the built-in streams (with their true drift points)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    commands["datasets"] = cmd_datasets
+
+    p = sub.add_parser(
+        "backtest",
+        help="replay a stream through the engine and score it",
+        description="Replay a historical or built-in stream through the same engine the live "
+        "service runs (predict, then learn), and report the prequential metric, the drift "
+        "alerts and how they match the true drift points.",
+        epilog="examples:\n  driftline backtest --dataset sea-abrupt --out out\n"
+        "  driftline backtest --file events.jsonl --true-drifts 5000 --label-delay 100\n"
+        "  driftline backtest --file data.csv --target y --id-column id --time-column ts",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--dataset", metavar="NAME", help="a built-in stream (see `driftline datasets`)")
+    src.add_argument("--file", metavar="PATH", help="JSONL in the event contract, or CSV (--target)")
+    p.add_argument("--target", metavar="COLUMN", help="CSV: the label column")
+    p.add_argument("--id-column", metavar="COLUMN", help="CSV: the event id column (default: row number)")
+    p.add_argument("--time-column", metavar="COLUMN", help="CSV: event time (epoch ms or ISO-8601)")
+    p.add_argument("--limit", type=_positive_int, metavar="N", help="stop after N events")
+    p.add_argument("--true-drifts", type=_int_list, metavar="I1,I2,...",
+                   help="known drift points (event indices) to score detection against")
+    p.add_argument("--max-delay", type=_positive_int, default=2500, metavar="N",
+                   help="an alert more than N events after a drift is not its detection (2500)")
+    p.add_argument("--label-delay", type=int, default=0, metavar="N",
+                   help="labels arrive N events after their event (default 0: inline)")
+    p.add_argument("--batch-size", type=_positive_int, metavar="N",
+                   help="micro-batch size (overrides engine.batch_size)")
+    p.add_argument("--seed", type=int, default=42, help="seed of a built-in dataset (42)")
+    p.add_argument("--out", metavar="DIR",
+                   help="write summary.json, predictions/alerts/dead_letter .jsonl and report.png")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    commands["backtest"] = cmd_backtest
+
+    p = sub.add_parser("snapshots", help="inspect snapshot files (show, verify)")
+    p.add_argument("action", choices=["show", "verify"],
+                   help="show: the header, unverified; verify: check the signature")
+    p.add_argument("path", metavar="FILE")
+    commands["snapshots"] = cmd_snapshot_file
+
+    p = sub.add_parser("config", help="print the effective settings (defaults + file + env)")
+    commands["config"] = cmd_config
+
+    parser.set_defaults(_commands=commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        return args._commands[args.command](args)
+    except ConfigError as exc:
+        print(f"driftline: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except UsageError as exc:
+        print(f"driftline {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("driftline: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
