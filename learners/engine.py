@@ -139,6 +139,7 @@ class Engine:
         self.rolling: Any = None
         self.index = 0
         self.watermark = -1
+        self.label_watermark = -1  # last labels-topic offset processed (live service)
         self.clock_ms = 0.0
         self._snapshot_at_index = 0
         self._snapshot_at_ms = 0.0
@@ -388,7 +389,16 @@ class Engine:
     def process_label(
         self, raw: bytes | str | dict[str, Any], position: Any = None, now_ms: float | None = None
     ) -> None:
-        """Join a late label ``{"id", "y"}`` to its waiting prediction, score it, learn."""
+        """Join a late label ``{"id", "y"}`` to its waiting prediction, score it, learn.
+
+        An integer ``position`` is the label's offset: one at or below :attr:`label_watermark`
+        was already processed (a redelivery after restart) and is skipped.
+        """
+        if isinstance(position, int):
+            if position <= self.label_watermark:
+                self.counters["duplicates"] += 1
+                return
+            self.label_watermark = position
         try:
             label = validate_label(raw) if isinstance(raw, dict) else decode_label(raw)
             self._tick(label["ts"], now_ms)
@@ -478,6 +488,7 @@ class Engine:
             "labelled": self.counters["labelled"],
             "learned": self.counters["learned"],
             "watermark": self.watermark,
+            "label_watermark": self.label_watermark,
             "metric_name": getattr(self, "metric_name", None),
             "metric": None if metric is None or math.isnan(metric) else metric,
             "river_version": river.__version__,
