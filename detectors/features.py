@@ -31,7 +31,13 @@ class ScaledMonitor:
     """A :class:`SignalMonitor` fed with values scaled by a frozen reference window."""
 
     def __init__(
-        self, signal: str, kind: str, params: dict[str, Any], *, reference_size: int = 500, **kw: Any
+        self,
+        signal: str,
+        kind: str,
+        params: dict[str, Any],
+        *,
+        reference_size: int = 500,
+        **kw: Any,
     ) -> None:
         self.reference_size = max(2, reference_size)
         self.monitor = SignalMonitor(signal, kind, params, **kw)

@@ -40,7 +40,9 @@ def build_detector(kind: str, params: dict[str, Any], key: str = "detector") -> 
     """A fresh River detector of ``kind`` (``adwin`` or ``page_hinkley``)."""
     factory = DETECTORS.get(kind)
     if factory is None:
-        raise ConfigError(f"{key}.kind: unknown detector {kind!r}; valid: {', '.join(detector_names())}")
+        raise ConfigError(
+            f"{key}.kind: unknown detector {kind!r}; valid: {', '.join(detector_names())}"
+        )
     accepted = set(inspect.signature(factory).parameters)
     unknown = sorted(set(params) - accepted)
     if unknown:

@@ -55,61 +55,73 @@ def process_batch(
     xs = [encode_features(event["x"]) for event, _, _ in events]
     # Missing features are absent in per-event mode; a frame needs a value: 0 after scaling.
     frame = pd.DataFrame.from_records(xs).fillna(0.0)
-    model_predictions: list[Any]
-    probas: list[dict[Any, float] | None]
+    model_predictions: list[Any] = [None] * len(xs)
+    probas: list[dict[Any, float] | None] = [None] * len(xs)
     try:
         if classification:
             proba_frame = slot.model.predict_proba_many(frame)
             if proba_frame.shape[1]:
-                probas = proba_frame.to_dict(orient="records")
-                model_predictions = list(proba_frame.idxmax(axis=1))
-            else:
-                probas, model_predictions = [None] * len(xs), [None] * len(xs)
+                # numpy, not DataFrame.to_dict: that alone costs more than the model per row.
+                classes = list(proba_frame.columns)
+                table = proba_frame.to_numpy()
+                model_predictions = [classes[i] for i in table.argmax(axis=1).tolist()]
+                probas = [dict(zip(classes, row, strict=True)) for row in table.tolist()]
         else:
-            model_predictions, probas = list(slot.model.predict_many(frame)), [None] * len(xs)
+            model_predictions = slot.model.predict_many(frame).tolist()
     except Exception:
         slot.predict_errors += 1
-        model_predictions, probas = [None] * len(xs), [None] * len(xs)
 
     learn_rows: list[int] = []
     learn_labels: list[Any] = []
+    # Hoisted out of the per-row loop: the slot's warm-up state cannot change before learn_many.
+    guard_on = engine.config.guard.enabled
+    fallback_on = engine.config.fallback.kind != "none"
+    watch_inputs = engine.features is not None or engine.prediction_monitor is not None
+    monitor = slot.monitor
+    watch_error = monitor is not None and slot.labels_learned > engine.config.detectors.error.warmup
+    metric_update = engine.metric.update
+    rolling = engine.rolling
+    labelled = guarded = 0
     for row, ((event, offset, index), xm) in enumerate(zip(events, xs, strict=True)):
         y = event["y"]
-        flagged = engine._guard(event["x"], y, index)
+        flagged = guard_on and engine._guard(event["x"], y, index)
         model_prediction, proba = model_predictions[row], probas[row]
-        if slot.use_fallback(model_prediction) and engine.config.fallback.kind != "none":
+        if fallback_on and slot.use_fallback(model_prediction):
             prediction, shown_proba = slot.predict_fallback(xm)
             source = "fallback"
         else:
             prediction, shown_proba, source = model_prediction, proba, "model"
         engine._emit_prediction(event, prediction, shown_proba, source, slot, offset)
-        engine._watch_inputs(event["x"], model_prediction, proba, index, slot)
-        entry = (None, xm, prediction, model_prediction, flagged, offset)
+        if watch_inputs:
+            engine._watch_inputs(event["x"], model_prediction, proba, index, slot)
         if y is None:
+            entry = (None, xm, prediction, model_prediction, flagged, offset)
             engine.pending.add(event["id"], entry, engine.clock_ms)
             continue
-        engine.counters["labelled"] += 1
+        labelled += 1
         if prediction is not None:
-            engine.metric.update(y, prediction)
-            if engine.rolling is not None:
-                engine.rolling.update(y, prediction)
+            metric_update(y, prediction)
+            if rolling is not None:
+                rolling.update(y, prediction)
         if flagged:
-            engine.counters["guarded"] += 1
+            guarded += 1
             continue
         slot.fallback.learn(y)
         learn_rows.append(row)
         learn_labels.append(y)
-        if slot.monitored(model_prediction):
+        if watch_error and model_prediction is not None:
             if classification:
                 error = 0.0 if model_prediction == y else 1.0
             else:
                 error = abs(float(y) - float(model_prediction))
-            alert = slot.monitor.update(error, index)
+            alert = monitor.update(error, index)  # type: ignore[union-attr]
             if alert is not None:
                 engine._on_alert(alert, slot)
+    engine.counters["labelled"] += labelled
+    engine.counters["guarded"] += guarded
 
     if learn_rows:
-        batch_x = frame.iloc[learn_rows]
+        batch_x = frame if len(learn_rows) == len(frame) else frame.iloc[learn_rows]
         batch_y = pd.Series(learn_labels, index=batch_x.index)
         try:
             slot.model.learn_many(batch_x, batch_y)

@@ -197,7 +197,7 @@ def _describe(tp: Any) -> str:
 def _coerce(value: Any, tp: Any, key: str) -> Any:
     origin = typing.get_origin(tp)
     if dataclasses.is_dataclass(tp):
-        if isinstance(value, tp):
+        if isinstance(value, tp):  # type: ignore[arg-type]
             return value
         if not isinstance(value, dict):
             raise ConfigError(f"{key}: must be a table, got {value!r}")

@@ -208,9 +208,7 @@ class Engine:
                 "bad_label", f"classification needs a boolean, string or integer label, got {y!r}"
             )
         elif self.binary and not isinstance(y, bool):
-            raise InvalidRecord(
-                "bad_label", f"this model was built for boolean labels, got {y!r}"
-            )
+            raise InvalidRecord("bad_label", f"this model was built for boolean labels, got {y!r}")
 
     def _slot(self, key: Any) -> ModelSlot | None:
         if self.task is None:
@@ -260,7 +258,10 @@ class Engine:
             self.clock_ms = now_ms
 
     def process(
-        self, raw: bytes | str | dict[str, Any], offset: int | None = None, now_ms: float | None = None
+        self,
+        raw: bytes | str | dict[str, Any],
+        offset: int | None = None,
+        now_ms: float | None = None,
     ) -> None:
         """Process one event (JSON bytes/text or an already decoded dict) at ``offset``."""
         index = self.index
@@ -279,14 +280,16 @@ class Engine:
         self._maybe_snapshot()
 
     def _handle(self, event: dict[str, Any], offset: int, index: int) -> None:
+        # The per-event hot path: disabled stages are skipped before any call is made.
         x = event["x"]
         y = event["y"]
         xm = encode_features(x)
-        flagged = self._guard(x, y, index)
+        flagged = self.config.guard.enabled and self._guard(x, y, index)
         slot = self._slot(event["key"])
         prediction, proba, source, model_prediction = self._predict(slot, xm)
         self._emit_prediction(event, prediction, proba, source, slot, offset)
-        self._watch_inputs(x, model_prediction, proba, index, slot)
+        if self.features is not None or self.prediction_monitor is not None:
+            self._watch_inputs(x, model_prediction, proba, index, slot)
         entry = (event["key"], xm, prediction, model_prediction, flagged, offset)
         if y is None:
             self.pending.add(event["id"], entry, self.clock_ms)
@@ -294,8 +297,6 @@ class Engine:
             self._learn(slot, entry, y, index)
 
     def _guard(self, x: dict[str, Any], y: Any, index: int) -> bool:
-        if not self.config.guard.enabled:
-            return False
         numeric_y = y if self.task == "regression" and self.config.guard.check_labels else None
         flagged = self.guard.check(x, numeric_y) is not None
         alert = self.guard_monitor.update(1.0 if flagged else 0.0, index)
@@ -358,14 +359,14 @@ class Engine:
                 value = proba.get(True, 0.0) if self.binary else proba[model_prediction]
             else:
                 value = float(model_prediction)
-            alert = self.prediction_monitor.update(value, index)
-            if alert is not None:
-                self._on_alert(alert, slot)
+            prediction_alert = self.prediction_monitor.update(value, index)
+            if prediction_alert is not None:
+                self._on_alert(prediction_alert, slot)
 
     def _learn(self, slot: ModelSlot | None, entry: tuple, y: Any, index: int) -> None:
         if slot is None:
             return
-        key, xm, prediction, model_prediction, flagged, offset = entry
+        key, xm, prediction, model_prediction, flagged, _ = entry
         self.counters["labelled"] += 1
         if prediction is not None:
             self.metric.update(y, prediction)
@@ -377,14 +378,15 @@ class Engine:
         if slot.learn(xm, y):
             self.counters["learned"] += 1
         if slot.monitored(model_prediction):
-            if self.task == "classification":
+            if slot.classification:
                 error = 0.0 if model_prediction == y else 1.0
             else:
                 error = abs(float(y) - float(model_prediction))
-            alert = slot.monitor.update(error, index)
+            alert = slot.monitor.update(error, index)  # type: ignore[union-attr]
             if alert is not None:
                 self._on_alert(alert, slot, key)
-        slot.drop_stale_background(index)
+        if slot.background is not None:
+            slot.drop_stale_background(index)
 
     def process_label(
         self, raw: bytes | str | dict[str, Any], position: Any = None, now_ms: float | None = None

@@ -59,7 +59,9 @@ def _loads(raw: bytes | str, max_bytes: int) -> Any:
 def _check_id(value: Any, field: str = "id") -> str | int:
     # bool is an int subclass: an id of `true` is almost certainly a bug upstream.
     if isinstance(value, bool) or not isinstance(value, str | int):
-        raise InvalidRecord(f"bad_{field}", f'"{field}" must be a string or an integer, got {value!r}')
+        raise InvalidRecord(
+            f"bad_{field}", f'"{field}" must be a string or an integer, got {value!r}'
+        )
     if isinstance(value, str) and not value:
         raise InvalidRecord(f"bad_{field}", f'"{field}" must not be empty')
     return value
@@ -123,8 +125,7 @@ def validate_features(x: Any) -> dict[str, float | int | str | bool]:
         else:
             raise InvalidRecord(
                 "bad_feature",
-                f"feature {name!r} must be a number, string, boolean or null, "
-                f"got {kind.__name__}",
+                f"feature {name!r} must be a number, string, boolean or null, got {kind.__name__}",
             )
         clean[name] = value
     return clean
@@ -132,23 +133,31 @@ def validate_features(x: Any) -> dict[str, float | int | str | bool]:
 
 def validate_event(obj: Any) -> dict[str, Any]:
     """Validate a decoded event and return it normalised (``id``, ``key``, ``ts``, ``x``, ``y``)."""
-    if not isinstance(obj, dict):
-        raise InvalidRecord("not_object", f"an event must be a JSON object, got {type(obj).__name__}")
-    if "id" not in obj:
-        raise InvalidRecord("missing_id", 'the event has no "id"')
-    event_id = _check_id(obj["id"])
-    if "x" not in obj:
+    if type(obj) is not dict and not isinstance(obj, dict):
+        raise InvalidRecord(
+            "not_object", f"an event must be a JSON object, got {type(obj).__name__}"
+        )
+    get = obj.get
+    event_id = get("id")
+    # Exact-type fast paths first: this runs for every event; the checks below give the errors.
+    if (type(event_id) is not int and type(event_id) is not str) or event_id == "":
+        if "id" not in obj:
+            raise InvalidRecord("missing_id", 'the event has no "id"')
+        event_id = _check_id(event_id)
+    x = get("x")
+    if x is None and "x" not in obj:
         raise InvalidRecord("missing_x", 'the event has no "x" (feature object)')
-    key = obj.get("key")
+    key = get("key")
     if key is not None:
         key = _check_id(key, "key")
-    y = obj.get("y")
+    ts = get("ts")
+    y = get("y")
     return {
         "id": event_id,
         "key": key,
-        "ts": parse_timestamp(obj.get("ts")),
-        "x": validate_features(obj["x"]),
-        "y": None if y is None else check_label(y),
+        "ts": None if ts is None else ts if type(ts) is int else parse_timestamp(ts),
+        "x": validate_features(x),
+        "y": None if y is None else y if type(y) is bool else check_label(y),
     }
 
 
@@ -160,12 +169,18 @@ def decode_event(raw: bytes | str, max_bytes: int = DEFAULT_MAX_BYTES) -> dict[s
 def validate_label(obj: Any) -> dict[str, Any]:
     """Validate a decoded late label ``{"id": ..., "y": ...}``."""
     if not isinstance(obj, dict):
-        raise InvalidRecord("not_object", f"a label must be a JSON object, got {type(obj).__name__}")
+        raise InvalidRecord(
+            "not_object", f"a label must be a JSON object, got {type(obj).__name__}"
+        )
     if "id" not in obj:
         raise InvalidRecord("missing_id", 'the label has no "id"')
     if obj.get("y") is None:
         raise InvalidRecord("missing_label", 'the label has no "y"')
-    return {"id": _check_id(obj["id"]), "y": check_label(obj["y"]), "ts": parse_timestamp(obj.get("ts"))}
+    return {
+        "id": _check_id(obj["id"]),
+        "y": check_label(obj["y"]),
+        "ts": parse_timestamp(obj.get("ts")),
+    }
 
 
 def decode_label(raw: bytes | str, max_bytes: int = DEFAULT_MAX_BYTES) -> dict[str, Any]:

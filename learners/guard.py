@@ -36,7 +36,9 @@ class _Running:
 
     def z(self, value: float) -> float:
         std = math.sqrt(self.m2 / (self.n - 1)) if self.n > 1 else 0.0
-        return abs(value - self.mean) / std if std > 0 else (0.0 if value == self.mean else math.inf)
+        return (
+            abs(value - self.mean) / std if std > 0 else (0.0 if value == self.mean else math.inf)
+        )
 
 
 class OutlierGuard:
@@ -52,9 +54,7 @@ class OutlierGuard:
 
     def check(self, x: dict[str, Any], y: float | None = None) -> str | None:
         """Check an event; accepted events update the statistics."""
-        numeric = [
-            (name, v) for name, v in x.items() if type(v) is float or type(v) is int
-        ]
+        numeric = [(name, v) for name, v in x.items() if type(v) is float or type(v) is int]
         if self.accepted >= self.warmup:
             for name, value in numeric:
                 stats = self.stats.get(name)

@@ -29,7 +29,7 @@ SERIES_POINTS = 500
 def baseline_config(config: LearningConfig) -> LearningConfig:
     """The same model with no drift action: what the user would have had without driftline."""
     detectors = config.detectors
-    off = {"kind": "none"}
+    off: dict[str, Any] = {"kind": "none"}
     return dataclasses.replace(
         config,
         policy=dataclasses.replace(config.policy, action="none"),
@@ -61,7 +61,9 @@ class OutputFiles:
         ):
             handle = self.files.get(name)
             if handle is not None and records:
-                handle.write(b"".join(orjson.dumps(r, option=JSON_OPTIONS) + b"\n" for r in records))
+                handle.write(
+                    b"".join(orjson.dumps(r, option=JSON_OPTIONS) + b"\n" for r in records)
+                )
 
     def close(self) -> None:
         for handle in self.files.values():

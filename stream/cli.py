@@ -147,8 +147,10 @@ def _print_summary(summary: dict[str, Any], out: str | None) -> None:
         reasons = ", ".join(f"{r} {n}" for r, n in summary["dead_letter_reasons"].items())
         print(f"  dead letters by reason: {reasons}")
     if out:
-        print(f"  written to {out}/: summary.json predictions.jsonl alerts.jsonl dead_letter.jsonl report.png"
-              + (" model.snapshot" if summary.get("snapshot") else ""))
+        print(
+            f"  written to {out}/: summary.json predictions.jsonl alerts.jsonl dead_letter.jsonl report.png"
+            + (" model.snapshot" if summary.get("snapshot") else "")
+        )
         if not summary.get("snapshot"):
             print("  (no model.snapshot: set DRIFTLINE_SNAPSHOT_KEY to write a signed one)")
 
@@ -205,8 +207,10 @@ def cmd_snapshot_file(args: argparse.Namespace) -> int:
     try:
         if args.action == "verify":
             header = verify(blob, _snapshot_key(None))
-            print(f"{args.path}: signature verifies (model version {header['model_version']}, "
-                  f"watermark {header['watermark']})")
+            print(
+                f"{args.path}: signature verifies (model version {header['model_version']}, "
+                f"watermark {header['watermark']})"
+            )
         else:
             header = read_header(blob)
             print(orjson.dumps(header, option=orjson.OPT_INDENT_2).decode())
@@ -258,29 +262,59 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--dataset", metavar="NAME", help="a built-in stream (see `driftline datasets`)")
-    src.add_argument("--file", metavar="PATH", help="JSONL in the event contract, or CSV (--target)")
+    src.add_argument(
+        "--dataset", metavar="NAME", help="a built-in stream (see `driftline datasets`)"
+    )
+    src.add_argument(
+        "--file", metavar="PATH", help="JSONL in the event contract, or CSV (--target)"
+    )
     p.add_argument("--target", metavar="COLUMN", help="CSV: the label column")
-    p.add_argument("--id-column", metavar="COLUMN", help="CSV: the event id column (default: row number)")
+    p.add_argument(
+        "--id-column", metavar="COLUMN", help="CSV: the event id column (default: row number)"
+    )
     p.add_argument("--time-column", metavar="COLUMN", help="CSV: event time (epoch ms or ISO-8601)")
     p.add_argument("--limit", type=_positive_int, metavar="N", help="stop after N events")
-    p.add_argument("--true-drifts", type=_int_list, metavar="I1,I2,...",
-                   help="known drift points (event indices) to score detection against")
-    p.add_argument("--max-delay", type=_positive_int, default=2500, metavar="N",
-                   help="an alert more than N events after a drift is not its detection (2500)")
-    p.add_argument("--label-delay", type=int, default=0, metavar="N",
-                   help="labels arrive N events after their event (default 0: inline)")
-    p.add_argument("--batch-size", type=_positive_int, metavar="N",
-                   help="micro-batch size (overrides engine.batch_size)")
+    p.add_argument(
+        "--true-drifts",
+        type=_int_list,
+        metavar="I1,I2,...",
+        help="known drift points (event indices) to score detection against",
+    )
+    p.add_argument(
+        "--max-delay",
+        type=_positive_int,
+        default=2500,
+        metavar="N",
+        help="an alert more than N events after a drift is not its detection (2500)",
+    )
+    p.add_argument(
+        "--label-delay",
+        type=int,
+        default=0,
+        metavar="N",
+        help="labels arrive N events after their event (default 0: inline)",
+    )
+    p.add_argument(
+        "--batch-size",
+        type=_positive_int,
+        metavar="N",
+        help="micro-batch size (overrides engine.batch_size)",
+    )
     p.add_argument("--seed", type=int, default=42, help="seed of a built-in dataset (42)")
-    p.add_argument("--out", metavar="DIR",
-                   help="write summary.json, predictions/alerts/dead_letter .jsonl and report.png")
+    p.add_argument(
+        "--out",
+        metavar="DIR",
+        help="write summary.json, predictions/alerts/dead_letter .jsonl and report.png",
+    )
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     commands["backtest"] = cmd_backtest
 
     p = sub.add_parser("snapshots", help="inspect snapshot files (show, verify)")
-    p.add_argument("action", choices=["show", "verify"],
-                   help="show: the header, unverified; verify: check the signature")
+    p.add_argument(
+        "action",
+        choices=["show", "verify"],
+        help="show: the header, unverified; verify: check the signature",
+    )
     p.add_argument("path", metavar="FILE")
     commands["snapshots"] = cmd_snapshot_file
 

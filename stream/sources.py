@@ -58,12 +58,20 @@ def csv_events(
     with open(path, newline="") as handle:
         reader = csv.DictReader(handle)
         columns = reader.fieldnames or []
-        for name, role in ((target, "--target"), (id_column, "--id-column"), (time_column, "--time-column")):
+        for name, role in (
+            (target, "--target"),
+            (id_column, "--id-column"),
+            (time_column, "--time-column"),
+        ):
             if name is not None and name not in columns:
-                raise ValueError(f"{role} {name!r} is not a column of {path}; columns: {', '.join(columns)}")
+                raise ValueError(
+                    f"{role} {name!r} is not a column of {path}; columns: {', '.join(columns)}"
+                )
         special = {target, id_column, time_column}
         for row_number, row in enumerate(reader):
-            x = {k: _number_or_text(v) for k, v in row.items() if k not in special and k is not None}
+            x = {
+                k: _number_or_text(v) for k, v in row.items() if k not in special and k is not None
+            }
             event: dict[str, Any] = {
                 "id": row[id_column] if id_column else row_number,
                 "ts": row[time_column] if time_column else None,

@@ -1,0 +1,165 @@
+#!/usr/bin/env python
+"""Engine speed and memory against a bare River loop, on the same seeded stream, in one run.
+
+    .venv/bin/python scripts/bench_engine.py            # full run (~2-3 min on 2 cores)
+    .venv/bin/python scripts/bench_engine.py --quick    # smaller, for a smoke test
+
+Baseline: a hand-written prequential loop, ``StandardScaler | LogisticRegression``, ADWIN on the
+0/1 error and a running accuracy (predict_one, score, detector update, learn_one). The engine runs
+the same model and the same detector (the other monitors, the guard, snapshots and the rolling
+metric off, so both loops do the same work); it also validates each event and emits a prediction
+record. Each measurement is repeated and the median is quoted; timings are interleaved so machine
+noise hits both sides alike. Memory: resident set size while the default-config engine processes
+``--memory-events`` events, sampled every 10%.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import itertools
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from river import drift, linear_model, metrics, preprocessing
+
+import learners.batch  # noqa: F401  (imports pandas now, not inside the first timing)
+from learners.config import LearningConfig, from_mapping
+from learners.engine import Engine
+from stream.datasets import get_dataset
+
+SAME_WORK = {
+    "model": {"name": "linear"},
+    "detectors": {
+        "error": {"kind": "adwin", "warning": False, "warmup": 0},
+        "prediction": {"kind": "none"},
+        "features": {"kind": "none"},
+    },
+    "guard": {"enabled": False},
+    "policy": {"action": "none"},
+    "fallback": {"warmup_labels": 0},
+    "engine": {"rolling_window": 0},
+    "snapshot": {"every_events": 0},
+}
+
+
+def bare_loop(events: list[dict[str, Any]]) -> float:
+    model = preprocessing.StandardScaler() | linear_model.LogisticRegression()
+    detector = drift.ADWIN()
+    accuracy = metrics.Accuracy()
+    started = time.perf_counter()
+    for event in events:
+        x, y = event["x"], event["y"]
+        y_pred = model.predict_one(x)
+        accuracy.update(y, y_pred)
+        detector.update(0.0 if y_pred == y else 1.0)
+        _ = detector.drift_detected
+        model.learn_one(x, y)
+    return time.perf_counter() - started
+
+
+def engine_loop(events: list[Any], overrides: dict[str, Any], batch: int = 1) -> float:
+    engine = Engine(from_mapping(LearningConfig, overrides, ""))
+    outputs = engine.outputs
+    started = time.perf_counter()
+    if batch == 1:
+        for offset, event in enumerate(events):
+            engine.process(event, offset)
+            outputs.predictions.clear()  # a driver drains outputs; don't let them pile up
+    else:
+        for start in range(0, len(events), batch):
+            chunk = events[start : start + batch]
+            engine.process_batch(chunk, list(range(start, start + len(chunk))))
+            outputs.predictions.clear()
+    return time.perf_counter() - started
+
+
+def with_batch(overrides: dict[str, Any], batch: int) -> dict[str, Any]:
+    return {**overrides, "engine": {**overrides["engine"], "batch_size": batch}}
+
+
+def rss_mib() -> float:
+    with open("/proc/self/statm") as handle:
+        pages = int(handle.read().split()[1])
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def memory_run(n_events: int) -> list[tuple[int, float]]:
+    """RSS while the default-config engine (all monitors, guard, snapshots) runs n events."""
+    engine = Engine(LearningConfig())
+    dataset = get_dataset("sea-stationary")
+    stream = itertools.chain.from_iterable(dataset.events(seed=seed) for seed in itertools.count())
+    samples = []
+    step = max(1, n_events // 10)
+    for offset, event in enumerate(itertools.islice(stream, n_events)):
+        event["id"] = offset  # ids repeat across seeds; keep them unique
+        engine.process(event, offset)
+        engine.outputs.drain()
+        if (offset + 1) % step == 0:
+            gc.collect()
+            samples.append((offset + 1, rss_mib()))
+    return samples
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--events", type=int, default=50_000, help="events per timing (50000)")
+    parser.add_argument("--repeats", type=int, default=5, help="repetitions per timing (5)")
+    parser.add_argument(
+        "--memory-events", type=int, default=1_000_000, help="events for the memory run (1M)"
+    )
+    parser.add_argument("--quick", action="store_true", help="10k events, 3 repeats, 100k memory")
+    args = parser.parse_args()
+    if args.quick:
+        args.events, args.repeats, args.memory_events = 10_000, 3, 100_000
+
+    events = list(get_dataset("sea-abrupt").events(limit=args.events))
+    import orjson
+
+    raw = [orjson.dumps(e) for e in events]
+    cases: dict[str, Callable[[], float]] = {
+        "bare River loop": lambda: bare_loop(events),
+        "engine, per record (dict in)": lambda: engine_loop(events, SAME_WORK),
+        "engine, per record (JSON bytes in)": lambda: engine_loop(raw, SAME_WORK),
+        "engine, micro-batch 100": lambda: engine_loop(events, with_batch(SAME_WORK, 100), 100),
+        "engine, micro-batch 1000": lambda: engine_loop(events, with_batch(SAME_WORK, 1000), 1000),
+        "engine, default config (all monitors, guard)": lambda: engine_loop(
+            events, {"snapshot": {"every_events": 0}}
+        ),
+    }
+    timings: dict[str, list[float]] = {name: [] for name in cases}
+    print(f"{args.events:,} events of sea-abrupt, {args.repeats} repeats, medians", flush=True)
+    for _ in range(args.repeats):
+        for name, case in cases.items():
+            gc.collect()
+            timings[name].append(case())
+    median = {name: statistics.median(values) for name, values in timings.items()}
+    bare = median["bare River loop"]
+    per_record = median["engine, per record (dict in)"]
+    print(f"{'case':<46} {'events/s':>10} {'time / bare':>12} {'speed / per-record':>19}")
+    for name, seconds in median.items():
+        rate = args.events / seconds
+        print(f"{name:<46} {rate:>10,.0f} {seconds / bare:>11.2f}x {per_record / seconds:>18.2f}x")
+    print(
+        f"\nper-record engine time / bare loop: {per_record / bare:.2f}x (target <= 1.15x)\n"
+        f"micro-batch 1000 speed / per-record engine: "
+        f"{per_record / median['engine, micro-batch 1000']:.2f}x (target >= 3x)"
+    )
+    if args.memory_events:
+        print(f"\nmemory, default config, {args.memory_events:,} events (RSS MiB):", flush=True)
+        samples = memory_run(args.memory_events)
+        print("  " + "  ".join(f"{n // 1000}k:{mib:.1f}" for n, mib in samples))
+        first, last = samples[0][1], samples[-1][1]
+        print(f"  growth after the first 10%: {last - first:+.1f} MiB")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
