@@ -36,8 +36,12 @@ def detector_names() -> list[str]:
     return [*DETECTORS, "none"]
 
 
-def build_detector(kind: str, params: dict[str, Any], key: str = "detector") -> base.DriftDetector:
-    """A fresh River detector of ``kind`` (``adwin`` or ``page_hinkley``)."""
+def build_detector(
+    kind: str, params: dict[str, Any], key: str = "detector", params_key: str = ""
+) -> base.DriftDetector:
+    """A fresh River detector of ``kind`` (``adwin`` or ``page_hinkley``); errors name ``key``
+    (and ``params_key``, default ``<key>.params``, for a parameter error)."""
+    params_key = params_key or f"{key}.params"
     factory = DETECTORS.get(kind)
     if factory is None:
         raise ConfigError(
@@ -47,13 +51,17 @@ def build_detector(kind: str, params: dict[str, Any], key: str = "detector") -> 
     unknown = sorted(set(params) - accepted)
     if unknown:
         raise ConfigError(
-            f"{key}.params: {kind!r} has no parameter {', '.join(unknown)}; "
+            f"{params_key}: {kind!r} has no parameter {', '.join(unknown)}; "
             f"valid: {', '.join(sorted(accepted))}"
         )
     try:
-        return factory(**params)
+        detector = factory(**params)
+        # Page-Hinkley does not check its arguments: a wrong type would only fail at the first
+        # event, mid-stream. One update on a throwaway copy makes it fail now.
+        detector.clone().update(0.0)
+        return detector
     except (TypeError, ValueError) as exc:
-        raise ConfigError(f"{key}.params: {kind!r} rejected them: {exc}") from None
+        raise ConfigError(f"{params_key}: {kind!r} rejected them: {exc}") from None
 
 
 def warning_params(kind: str, params: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:

@@ -13,6 +13,8 @@ if TYPE_CHECKING:
 
 def _has_many(model: Any, classification: bool) -> bool:
     predict = "predict_proba_many" if classification else "predict_many"
+    if classification and not callable(getattr(model, "predict_proba_one", None)):
+        return False  # a predict_one-only model: the per-event path handles it
     return callable(getattr(model, predict, None)) and callable(getattr(model, "learn_many", None))
 
 
@@ -53,7 +55,7 @@ def process_batch(
         return
 
     xs = [encode_features(event["x"]) for event, _, _ in events]
-    # Missing features are absent in per-event mode; a frame needs a value: 0 after scaling.
+    # Missing features are absent in per-event mode; a frame needs a value: the raw value 0.
     frame = pd.DataFrame.from_records(xs).fillna(0.0)
     model_predictions: list[Any] = [None] * len(xs)
     probas: list[dict[Any, float] | None] = [None] * len(xs)
@@ -116,7 +118,12 @@ def process_batch(
                 error = abs(float(y) - float(model_prediction))
             alert = monitor.update(error, index)  # type: ignore[union-attr]
             if alert is not None:
+                version = slot.version
                 engine._on_alert(alert, slot)
+                if slot.version != version:
+                    # The batch was predicted by the replaced model: its errors say nothing
+                    # about the new one, whose monitor starts afresh.
+                    watch_error = False
     engine.counters["labelled"] += labelled
     engine.counters["guarded"] += guarded
 

@@ -126,6 +126,7 @@ class GuardConfig:
     enabled: bool = True
     z_threshold: float = 8.0
     warmup: int = 200
+    rebase_after: int = 200
     check_labels: bool = True
 
     def __post_init__(self) -> None:

@@ -144,7 +144,8 @@ class Engine:
         self._snapshot_at_index = 0
         self._snapshot_at_ms = 0.0
         self.pending = PendingLabels(config.labels.ttl_seconds * 1000, config.labels.max_pending)
-        self.guard = OutlierGuard(config.guard.z_threshold, config.guard.warmup)
+        guard = config.guard
+        self.guard = OutlierGuard(guard.z_threshold, guard.warmup, guard.rebase_after)
         self.guard_monitor = SignalMonitor(
             "guard", "adwin", {}, warning=False, direction="up", cooldown=1000
         )
@@ -233,7 +234,8 @@ class Engine:
         if isinstance(raw, dict):
             import orjson
 
-            raw = orjson.dumps(raw, option=orjson.OPT_NON_STR_KEYS)
+            # repr() for what JSON cannot hold: a dead letter must never raise.
+            raw = orjson.dumps(raw, option=orjson.OPT_NON_STR_KEYS, default=repr)
         record = dead_letter(raw, error, source, position)
         record["partition"] = self.partition
         self.outputs.dead_letters.append(record)
@@ -404,12 +406,15 @@ class Engine:
         try:
             label = validate_label(raw) if isinstance(raw, dict) else decode_label(raw)
             self._tick(label["ts"], now_ms)
+            if self.task is not None:
+                self._check_label(label["y"])  # a wrong-typed label must not use up the entry
             entry = self.pending.pop(label["id"], self.clock_ms)
             if entry is None:
                 # Never seen, already labelled, evicted or past its TTL: too late to learn.
                 self.counters["labels_too_late"] += 1
                 return
-            self._check_label(label["y"])
+            if self.task is None:
+                self._check_label(label["y"])  # the first label decides the task
         except InvalidRecord as error:
             self._reject(raw, error, "labels", position)
             return
@@ -469,6 +474,8 @@ class Engine:
     def _maybe_snapshot(self) -> None:
         every = self.config.snapshot.every_events
         every_ms = self.config.snapshot.every_seconds * 1000
+        if every_ms and not self._snapshot_at_ms:
+            self._snapshot_at_ms = self.clock_ms  # the clock starts at the first event
         if (every and self.index - self._snapshot_at_index >= every) or (
             every_ms and self.clock_ms - self._snapshot_at_ms >= every_ms
         ):
@@ -506,10 +513,10 @@ class Engine:
             slot.mark_good()
         if self._key is None:
             return None
+        self.counters["snapshots"] += 1  # before the state is taken: a restore counts this one
         header = self.header()
         blob = sign_snapshot(self._state(), header, self._key)
         record = {"partition": self.partition, "header": header, "blob": blob}
-        self.counters["snapshots"] += 1
         self.outputs.snapshots.append(record)
         return record
 

@@ -3,7 +3,10 @@
 Per numeric feature (and the label, for regression) it keeps a running mean and variance of the
 values it *accepted*: a flagged value never moves the statistics, so a burst of poison cannot widen
 the bounds that would catch it. After ``warmup`` accepted events, a value more than ``z_threshold``
-standard deviations from its mean flags the event, as does a feature never seen during warm-up.
+standard deviations from its mean flags the event. A feature with no spread yet (new, or constant so
+far) is not judged: it learns its scale first. More than ``rebase_after`` flagged events in a row are
+a new regime (data drift, a flag that switched on), not a burst of poison: the guard learns the
+offending inputs' scale afresh rather than refusing them forever.
 
 >>> guard = OutlierGuard(z_threshold=6.0, warmup=100)
 >>> for i in range(200):
@@ -24,6 +27,9 @@ class _Running:
     __slots__ = ("m2", "mean", "n")
 
     def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
         self.n = 0
         self.mean = 0.0
         self.m2 = 0.0
@@ -35,47 +41,64 @@ class _Running:
         self.m2 += delta * (value - self.mean)
 
     def z(self, value: float) -> float:
-        std = math.sqrt(self.m2 / (self.n - 1)) if self.n > 1 else 0.0
-        return (
-            abs(value - self.mean) / std if std > 0 else (0.0 if value == self.mean else math.inf)
-        )
+        """Distance from the mean in standard deviations; 0 while there is no spread to judge by
+        (a new input, or one constant so far)."""
+        if self.n < 2 or self.m2 == 0.0:
+            return 0.0
+        return abs(value - self.mean) / math.sqrt(self.m2 / (self.n - 1))
 
 
 class OutlierGuard:
     """Flag inputs far outside what was accepted so far; ``check`` returns a reason or ``None``."""
 
-    def __init__(self, z_threshold: float = 8.0, warmup: int = 200) -> None:
+    def __init__(
+        self, z_threshold: float = 8.0, warmup: int = 200, rebase_after: int = 200
+    ) -> None:
         self.z_threshold = z_threshold
         self.warmup = warmup
+        self.rebase_after = rebase_after
         self.accepted = 0
         self.flagged = 0
+        self.flag_run = 0  # events flagged in a row
         self.stats: dict[str, _Running] = {}
         self.label_stats = _Running()
 
+    def _outliers(
+        self, numeric: list[tuple[str, float]], y: float | None, first_only: bool
+    ) -> list[tuple[str, float, _Running]]:
+        found = []
+        threshold = self.z_threshold
+        for name, value in numeric:
+            stats = self.stats.get(name)
+            if stats is not None and (z := stats.z(value)) > threshold:
+                found.append((f"feature {name}", z, stats))
+                if first_only:
+                    return found
+        if y is not None and (z := self.label_stats.z(y)) > threshold:
+            found.append(("label", z, self.label_stats))
+        return found
+
     def check(self, x: dict[str, Any], y: float | None = None) -> str | None:
-        """Check an event; accepted events update the statistics."""
+        """Check an event: the reason it is flagged, or ``None`` (accepted: statistics updated)."""
         numeric = [(name, v) for name, v in x.items() if type(v) is float or type(v) is int]
-        if self.accepted >= self.warmup:
-            for name, value in numeric:
-                stats = self.stats.get(name)
-                if stats is None or stats.n < 2:
-                    continue  # a new feature: learn its scale before judging it
-                z = stats.z(value)
-                if z > self.z_threshold:
-                    self.flagged += 1
-                    return f"feature {name} is {z:.1f} standard deviations from its mean"
-            if y is not None and self.label_stats.n > 1:
-                z = self.label_stats.z(y)
-                if z > self.z_threshold:
-                    self.flagged += 1
-                    return f"label is {z:.1f} standard deviations from its mean"
+        if self.accepted >= self.warmup and (found := self._outliers(numeric, y, True)):
+            self.flag_run += 1
+            if self.flag_run <= self.rebase_after:
+                self.flagged += 1
+                what, z, _ = found[0]
+                return f"{what} is {z:.1f} standard deviations from its mean"
+            # Flagged event after event: a new regime (a shifted sensor, a flag that switched
+            # on), not a burst of poison. Learn those inputs' scale afresh, accept this event.
+            for _, _, offending in self._outliers(numeric, y, False):
+                offending.reset()
+        self.flag_run = 0
         self.accepted += 1
         stats_by_name = self.stats
         for name, value in numeric:
-            stats = stats_by_name.get(name)
-            if stats is None:
-                stats = stats_by_name[name] = _Running()
-            stats.add(value)
+            running = stats_by_name.get(name)
+            if running is None:
+                running = stats_by_name[name] = _Running()
+            running.add(value)
         if y is not None:
             self.label_stats.add(y)
         return None

@@ -16,7 +16,6 @@ from learners.config import LearningConfig
 from learners.fallback import BaselineFallback
 from learners.models import build_model
 
-
 #: Defaults for the error signal, per detector kind (the user's `params` override them). ADWIN's
 #: own delta (0.002) missed one of three abrupt drifts on sea-abrupt; 0.01 found all of them on
 #: every built-in drifting stream with no false alarm on sea-stationary (two seeds each).
@@ -49,6 +48,10 @@ class ModelSlot:
         self.binary = binary
         self.classification = task == "classification"
         self.model = self._fresh_model()
+        # A user's model may have predict_one only: then there are no class probabilities.
+        self.has_proba = self.classification and callable(
+            getattr(self.model, "predict_proba_one", None)
+        )
         self.version = 1
         self.labels_learned = 0  # by the current model: decides when it is warm
         self.fallback = BaselineFallback(task)
@@ -75,7 +78,7 @@ class ModelSlot:
     def predict_model(self, x: dict[str, Any]) -> tuple[Any, dict[Any, float] | None]:
         """The model's own prediction (``None`` when it raised or knows nothing yet)."""
         try:
-            if self.classification:
+            if self.has_proba:
                 proba = self.model.predict_proba_one(x)
                 if not proba:
                     return None, None

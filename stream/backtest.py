@@ -18,6 +18,7 @@ import orjson
 
 from learners.config import LearningConfig, to_mapping
 from learners.engine import Engine, Outputs, signal_family
+from learners.events import InvalidRecord, decode_event, validate_event
 from stream.progress import Progress
 from stream.scoring import score_detections
 from stream.sources import Source
@@ -71,16 +72,14 @@ class OutputFiles:
 
 
 def _split_label(item: Any) -> tuple[Any, dict[str, Any] | None]:
-    """Take the label off an event so it can arrive later; corrupt items pass through."""
-    event = item
-    if isinstance(item, bytes | str):
-        try:
-            event = orjson.loads(item)
-        except orjson.JSONDecodeError:
-            return item, None
-    if not isinstance(event, dict) or event.get("y") is None or "id" not in event:
+    """Take the label off a valid event so it can arrive later. Anything invalid passes through
+    unchanged, so its dead letter keeps the original line."""
+    try:
+        event = validate_event(item) if isinstance(item, dict) else decode_event(item)
+    except InvalidRecord:
         return item, None
-    event = dict(event)
+    if event["y"] is None:
+        return item, None
     label = {"id": event["id"], "y": event.pop("y")}
     return event, label
 
@@ -138,6 +137,8 @@ def run_backtest(
                 points.append((index, eng.rolling.get()))
 
     def deliver_labels(upto: int) -> None:
+        if late and late[0][0] <= upto:
+            flush_batch()  # a due label's event may still wait in the batch
         while late and late[0][0] <= upto:
             label = late.popleft()[1]
             run(lambda e, label=label: e.process_label(label))

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from detectors.registry import build_detector
+from detectors.registry import build_detector, warning_params
 from learners.config import ConfigError, LearningConfig, from_mapping
 from learners.models import REGISTRY, build_model, check_model_name
 
@@ -126,6 +126,13 @@ def _check_names(settings: Settings) -> None:
         det = getattr(settings.detectors, signal)
         if det.kind != "none":
             build_detector(det.kind, det.params, key=f"detectors.{signal}")
+            if det.warning:
+                build_detector(
+                    det.kind,
+                    warning_params(det.kind, det.params, det.warning_params),
+                    key=f"detectors.{signal}",
+                    params_key=f"detectors.{signal}.warning_params",
+                )
 
 
 def load_settings(

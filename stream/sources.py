@@ -74,7 +74,7 @@ def csv_events(
             }
             event: dict[str, Any] = {
                 "id": row[id_column] if id_column else row_number,
-                "ts": row[time_column] if time_column else None,
+                "ts": _number_or_text(row[time_column]) if time_column else None,
                 "x": x,
                 "y": _number_or_text(row[target]) if target else None,
             }
