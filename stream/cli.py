@@ -6,7 +6,6 @@ import argparse
 import sys
 from collections import Counter
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -197,29 +196,6 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     return 0
 
 
-# --------------------------------------------------------------------------- snapshots (files)
-
-
-def cmd_snapshot_file(args: argparse.Namespace) -> int:
-    from learners.snapshot import SnapshotError, read_header, verify
-
-    blob = Path(args.path).read_bytes()
-    try:
-        if args.action == "verify":
-            header = verify(blob, _snapshot_key(None))
-            print(
-                f"{args.path}: signature verifies (model version {header['model_version']}, "
-                f"watermark {header['watermark']})"
-            )
-        else:
-            header = read_header(blob)
-            print(orjson.dumps(header, option=orjson.OPT_INDENT_2).decode())
-    except SnapshotError as exc:
-        print(f"{args.path}: {exc}", file=sys.stderr)
-        return 1
-    return 0
-
-
 # --------------------------------------------------------------------------- config
 
 
@@ -235,6 +211,8 @@ def cmd_config(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from stream.sources import add_source_arguments
+
     parser = argparse.ArgumentParser(
         prog="driftline",
         description="Streaming online learning and drift detection: River models on Kafka "
@@ -261,19 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
         "  driftline backtest --file data.csv --target y --id-column id --time-column ts",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument(
-        "--dataset", metavar="NAME", help="a built-in stream (see `driftline datasets`)"
-    )
-    src.add_argument(
-        "--file", metavar="PATH", help="JSONL in the event contract, or CSV (--target)"
-    )
-    p.add_argument("--target", metavar="COLUMN", help="CSV: the label column")
-    p.add_argument(
-        "--id-column", metavar="COLUMN", help="CSV: the event id column (default: row number)"
-    )
-    p.add_argument("--time-column", metavar="COLUMN", help="CSV: event time (epoch ms or ISO-8601)")
-    p.add_argument("--limit", type=_positive_int, metavar="N", help="stop after N events")
+    add_source_arguments(p)
     p.add_argument(
         "--true-drifts",
         type=_int_list,
@@ -300,7 +266,6 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="micro-batch size (overrides engine.batch_size)",
     )
-    p.add_argument("--seed", type=int, default=42, help="seed of a built-in dataset (42)")
     p.add_argument(
         "--out",
         metavar="DIR",
@@ -309,18 +274,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     commands["backtest"] = cmd_backtest
 
-    p = sub.add_parser("snapshots", help="inspect snapshot files (show, verify)")
-    p.add_argument(
-        "action",
-        choices=["show", "verify"],
-        help="show: the header, unverified; verify: check the signature",
-    )
-    p.add_argument("path", metavar="FILE")
-    commands["snapshots"] = cmd_snapshot_file
-
     p = sub.add_parser("config", help="print the effective settings (defaults + file + env)")
     commands["config"] = cmd_config
 
+    from stream import alerts_cli, app, kafka_clients, produce, replay, snapshots_cli
+
+    kafka_clients.register(sub, commands)
+    produce.register(sub, commands)
+    replay.register(sub, commands)
+    alerts_cli.register(sub, commands)
+    snapshots_cli.register(sub, commands)
+    app.register(sub, commands)  # driftline serve
     parser.set_defaults(_commands=commands)
     return parser
 

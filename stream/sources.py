@@ -12,6 +12,7 @@ line reaches the dead-letter output with its original bytes) or event dicts (dat
 
 from __future__ import annotations
 
+import argparse
 import csv
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -95,6 +96,29 @@ def jsonl_lines(path: str | Path) -> Iterator[bytes]:
 def count_lines(path: str | Path) -> int:
     with open(path, "rb") as handle:
         return sum(1 for line in handle if line.strip())
+
+
+def add_source_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--dataset | --file`` with the CSV options, ``--limit`` and ``--seed``: one definition for
+    every command that reads events (``open_source`` takes the same names)."""
+    from stream.cli import _positive_int
+
+    src = parser.add_mutually_exclusive_group(required=True)
+    src.add_argument(
+        "--dataset", metavar="NAME", help="a built-in stream (see `driftline datasets`)"
+    )
+    src.add_argument(
+        "--file", metavar="PATH", help="JSONL in the event contract, or CSV (--target)"
+    )
+    parser.add_argument("--target", metavar="COLUMN", help="CSV: the label column")
+    parser.add_argument(
+        "--id-column", metavar="COLUMN", help="CSV: the event id column (default: row number)"
+    )
+    parser.add_argument(
+        "--time-column", metavar="COLUMN", help="CSV: event time (epoch ms or ISO-8601)"
+    )
+    parser.add_argument("--limit", type=_positive_int, metavar="N", help="stop after N events")
+    parser.add_argument("--seed", type=int, default=42, help="seed of a built-in dataset (42)")
 
 
 def open_source(

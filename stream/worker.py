@@ -1,0 +1,661 @@
+"""The live worker's state: one engine per owned ``events`` partition, recovery, snapshots, outputs.
+
+Faust delivers records (:mod:`stream.app`); this module decides what happens to them, so that after
+a crash, a restart or a rebalance every event is learned exactly once:
+
+* **Ownership.** Partition ``p`` of ``events`` and of ``labels`` belong to one worker (Faust's
+  assignor co-partitions them) and one :class:`~learners.engine.Engine`.
+* **Recovery.** On assignment the worker reads ``model-snapshots`` (key ``"<app id>:<p>"``),
+  restores the newest snapshot whose signature verifies (one that does not is refused, logged and
+  counted, never unpickled), and the driver seeks ``events`` to its ``watermark + 1`` and
+  ``labels`` to its ``label_watermark + 1``. No valid snapshot: a fresh engine from offset 0.
+  Consumer-group offsets are never committed: the snapshot *is* the committed position.
+* **Snapshots** are published every ``snapshot.every_events`` events (the engine asks for them),
+  on revocation and on a clean shutdown, and only after every output record of the events they
+  cover has been acknowledged by the broker. A snapshot therefore never skips an event whose
+  prediction was lost; events after it are replayed and predicted again, identically.
+* **Late labels** are held until their event has been processed (the events partition has
+  passed the label's timestamp, or is caught up), then joined in offset order.
+* **Outputs** are retried until the broker takes them: a broker that goes away stalls the
+  worker, it does not crash it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from learners.engine import Engine
+from learners.snapshot import SnapshotError, read_header
+from stream.metrics import WorkerMetrics
+from stream.settings import Settings
+from stream.topics import SNAPSHOT_MAX_BYTES, client_options
+
+log = logging.getLogger("driftline.worker")
+
+JSON_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
+#: A late label whose event has not shown up is joined anyway (and found "too late") after this.
+LABEL_WAIT_S = 30.0
+#: A label is joined once the events partition is this far past the label's timestamp (or has
+#: caught up): producers' clocks may disagree by up to this much.
+LABEL_CLOCK_SKEW_MS = 1000
+#: Reading model-snapshots to its end on assignment must finish within this.
+SNAPSHOT_READ_TIMEOUT_S = 60.0
+RETRY_BACKOFF_S = (0.2, 5.0)
+#: Snapshots per partition considered on recovery (by rank): more only if the newest are forged.
+SNAPSHOT_CANDIDATES = 8
+
+Headers = list[tuple[str, bytes]]
+#: ``send(topic, key, value, headers)``: hand a record to the producer, return its delivery future.
+SendFunction = Callable[[str, bytes | None, bytes, Headers | None], Awaitable[Awaitable[Any]]]
+
+
+def _default(value: Any) -> Any:
+    item = getattr(value, "item", None)  # numpy scalars that OPT_SERIALIZE_NUMPY does not cover
+    if callable(item):
+        return item()
+    raise TypeError(f"cannot encode {type(value).__name__} as JSON")
+
+
+def encode(record: Mapping[str, Any]) -> bytes:
+    """An output record as JSON (non-string keys such as ``True`` in ``proba`` become text)."""
+    return orjson.dumps(record, option=JSON_OPTIONS, default=_default)
+
+
+def snapshot_key(app_id: str, partition: int) -> str:
+    """The ``model-snapshots`` key of a partition's model: compaction keeps the newest."""
+    return f"{app_id}:{partition}"
+
+
+@dataclass(frozen=True)
+class Record:
+    """A consumed Kafka record, as much of it as the worker needs."""
+
+    partition: int
+    offset: int
+    timestamp_ms: int | None
+    value: bytes
+
+
+class OutputTooLarge(Exception):
+    """The broker or producer will never accept this record: retrying cannot help."""
+
+
+# --------------------------------------------------------------------------- publishing
+
+
+class Publisher:
+    """Sends output records and makes sure they arrive.
+
+    :meth:`send` returns once the producer has the record; :meth:`flush` once every record sent so
+    far is acknowledged. A failed hand-over or delivery is retried with backoff, for as long as it
+    takes (a broker outage stalls the worker rather than losing or reordering the snapshot
+    guarantee); a record that is too large is reported and dropped.
+    """
+
+    def __init__(
+        self,
+        send: SendFunction,
+        metrics: WorkerMetrics,
+        is_too_large: Callable[[BaseException], bool],
+    ) -> None:
+        self._send = send
+        self._metrics = metrics
+        self._is_too_large = is_too_large
+        self._inflight: deque[tuple[Any, tuple[str, bytes | None, bytes, Headers | None]]] = deque()
+
+    async def send(
+        self, topic: str, key: bytes | None, value: bytes, headers: Headers | None = None
+    ) -> None:
+        await self._hand_over((topic, key, value, headers))
+        await self._reap(block=False)
+
+    async def flush(self) -> None:
+        await self._reap(block=True)
+
+    async def _hand_over(self, args: tuple[str, bytes | None, bytes, Headers | None]) -> None:
+        delay = RETRY_BACKOFF_S[0]
+        while True:
+            try:
+                future = await self._send(*args)
+            except Exception as exc:
+                if self._is_too_large(exc):
+                    raise OutputTooLarge(f"{args[0]}: {len(args[2])} bytes: {exc}") from exc
+                self._metrics.send_retries.labels(args[0]).inc()
+                log.warning("cannot send to %s (%r); retrying in %.1f s", args[0], exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RETRY_BACKOFF_S[1])
+                continue
+            self._inflight.append((future, args))
+            return
+
+    async def _reap(self, *, block: bool) -> None:
+        inflight = self._inflight
+        while inflight:
+            future, args = inflight[0]
+            if not future.done():
+                if not block:
+                    return
+                await asyncio.wait([future])
+            inflight.popleft()
+            error = None if future.cancelled() else future.exception()
+            if error is None and not future.cancelled():
+                continue
+            if error is not None and self._is_too_large(error):
+                log.error("dropped a %d-byte record for %s: %r", len(args[2]), args[0], error)
+                continue
+            self._metrics.send_retries.labels(args[0]).inc()
+            log.warning("delivery to %s failed (%r); sending it again", args[0], error)
+            await asyncio.sleep(RETRY_BACKOFF_S[0])
+            await self._hand_over(args)
+
+
+# --------------------------------------------------------------------------- recovery
+
+
+def _rank(header: Mapping[str, Any]) -> tuple[int, int]:
+    try:
+        return int(header["watermark"]), int(header["label_watermark"])
+    except (KeyError, TypeError, ValueError):
+        return -2, -2  # a header we cannot even rank: tried last (and it will not verify)
+
+
+def restore_newest(
+    records: Iterable[tuple[int, bytes]],
+    key: bytes,
+    config: Settings,
+    partition: int,
+    *,
+    newer_than: tuple[int, int] | None = None,
+    refuse: Callable[[int, str], None],
+) -> tuple[Engine, int] | None:
+    """The engine of the newest snapshot in ``records`` (``(offset, blob)``) that verifies.
+
+    "Newest" is the highest (watermark, label watermark), then the highest offset. Candidates are
+    ranked by their unverified header and verified in that order; each one that fails is passed
+    to ``refuse(offset, reason)`` and skipped. With ``newer_than``, only snapshots ranked above it
+    are considered (the caller holds that state already). Returns ``(engine, offset)`` or None.
+
+    >>> from stream.settings import load_settings
+    >>> settings, key = load_settings(environ={}), b"k" * 32
+    >>> ours = Engine(settings, partition=0, snapshot_key=key)
+    >>> ours.process(b'{"id": 1, "x": {"a": 1.0}, "y": true}', offset=0)
+    >>> theirs = Engine(settings, partition=0, snapshot_key=b"not our key, but long enough")
+    >>> theirs.process(b'{"id": 9, "x": {"a": 2.0}, "y": true}', offset=99)
+    >>> records = [(0, ours.snapshot()["blob"]), (1, theirs.snapshot()["blob"])]
+    >>> engine, offset = restore_newest(
+    ...     records, key, settings, 0, refuse=lambda at, why: print("refused", at, why)
+    ... )
+    refused 1 refused: the signature does not verify (tampered, or signed with another key)
+    >>> offset, engine.watermark
+    (0, 0)
+    """
+    ranked = []
+    for offset, blob in records:
+        try:
+            ranked.append((_rank(read_header(blob)), offset, blob))
+        except SnapshotError as exc:
+            refuse(offset, str(exc))
+    ranked.sort(key=lambda item: (item[0], item[1]), reverse=True)
+    for rank, offset, blob in ranked:
+        if newer_than is not None and rank <= newer_than:
+            return None
+        try:
+            return Engine.restore(blob, key, config, partition=partition), offset
+        except SnapshotError as exc:
+            refuse(offset, str(exc))
+    return None
+
+
+def read_snapshots(
+    settings: Settings,
+    partitions: Iterable[int],
+    timeout_s: float = SNAPSHOT_READ_TIMEOUT_S,
+    keep: int = SNAPSHOT_CANDIDATES,
+) -> dict[int, list[tuple[int, bytes]]]:
+    """The newest snapshot records of this app's ``partitions``: ``{p: [(offset, blob), ...]}``.
+
+    Reads ``model-snapshots`` from its beginning to the end offsets seen at the start and keeps,
+    per partition, the ``keep`` highest-ranked records by their (unverified) header, so memory
+    stays bounded however many snapshots compaction has not removed yet. Blocking (kafka-python):
+    run it in a thread. Raises ``TimeoutError``.
+    """
+    from kafka import KafkaConsumer, TopicPartition
+
+    app_id = settings.service.app_id
+    wanted = {snapshot_key(app_id, p).encode(): p for p in partitions}
+    best: dict[int, list[tuple[tuple[int, int], int, bytes]]] = {p: [] for p in wanted.values()}
+    if not wanted:
+        return {}
+    topic = settings.kafka.topics.snapshots
+    consumer = KafkaConsumer(
+        client_id=f"{app_id}-snapshot-reader",
+        group_id=None,
+        enable_auto_commit=False,
+        max_partition_fetch_bytes=2 * SNAPSHOT_MAX_BYTES,
+        fetch_max_bytes=4 * SNAPSHOT_MAX_BYTES,
+        **client_options(settings),
+    )
+    try:
+        numbers = consumer.partitions_for_topic(topic) or set()
+        tps = [TopicPartition(topic, n) for n in sorted(numbers)]
+        if tps:
+            consumer.assign(tps)
+            consumer.seek_to_beginning(*tps)
+            end = consumer.end_offsets(tps)
+            deadline = time.monotonic() + timeout_s
+            remaining = {tp for tp in tps if consumer.position(tp) < end[tp]}
+            while remaining:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(
+                        f"could not read {topic} to its end within {timeout_s:.0f} s "
+                        f"({len(remaining)} partitions left)"
+                    )
+                for records in consumer.poll(timeout_ms=200).values():
+                    for record in records:
+                        p = wanted.get(record.key)
+                        if p is None or record.value is None:  # another app, or a tombstone
+                            continue
+                        try:
+                            rank = _rank(read_header(record.value))
+                        except SnapshotError:
+                            rank = (-2, -2)  # kept (if there is room) to be refused loudly
+                        heapq.heappush(best[p], (rank, record.offset, record.value))
+                        if len(best[p]) > keep:
+                            heapq.heappop(best[p])
+                remaining = {tp for tp in remaining if consumer.position(tp) < end[tp]}
+    finally:
+        consumer.close()
+    return {p: [(offset, blob) for _, offset, blob in items] for p, items in best.items()}
+
+
+# --------------------------------------------------------------------------- the worker
+
+
+class Worker:
+    """Engines of the owned partitions, driven by the Faust agents of :mod:`stream.app`."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        snapshot_key: bytes,
+        publisher: Publisher,
+        metrics: WorkerMetrics,
+        highwater: Callable[[str, int], int | None],
+    ) -> None:
+        self.settings = settings
+        self.app_id = settings.service.app_id
+        self.topics = settings.kafka.topics
+        self.key = snapshot_key
+        self.publisher = publisher
+        self.metrics = metrics
+        self.engines: dict[int, Engine] = {}
+        self._highwater = highwater
+        # Revoked engines, kept in case the next assignment hands their partitions back.
+        self._parked: dict[int, Engine] = {}
+        self._labels: dict[int, deque[tuple[Record, float]]] = {}
+        self._last_event_ts: dict[int, int] = {}
+        self._published: dict[int, tuple[int, int]] = {}  # (watermark, label watermark) on topic
+        self._dirty: set[int] = set()  # outputs drained but not all handed over yet
+        self._lock = asyncio.Lock()
+        self._max_waiting = settings.labels.max_pending
+        self._unowned_warned: set[tuple[str, int]] = set()
+        # Partitions being taken over: their records wait (Faust may deliver before we are done).
+        self._assigning: set[int] = set()
+        self._ready = asyncio.Event()
+        self._ready.set()
+
+    async def _until_ready(self, records: Sequence[Record]) -> None:
+        # Records fetched before the seek to the watermark are safe to process once the engine
+        # is in place: the engine skips offsets at or below its watermark, and without committed
+        # offsets the fetch position before the seek is never beyond it.
+        if self._assigning and any(r.partition in self._assigning for r in records):
+            await self._ready.wait()
+
+    # ------------------------------------------------------------------ records
+
+    async def handle_events(self, records: Sequence[Record]) -> None:
+        """Process events (in offset order per partition) and publish what the engines emit."""
+        now_ms = time.time() * 1000
+        by_partition: dict[int, list[Record]] = {}
+        for record in records:
+            by_partition.setdefault(record.partition, []).append(record)
+        batch = self.settings.engine.batch_size > 1
+        await self._until_ready(records)
+        async with self._lock:
+            for p, recs in by_partition.items():
+                engine = self.engines.get(p)
+                if engine is None:
+                    self._warn_unowned(self.topics.events, p)
+                    continue
+                self._dirty.add(p)
+                if batch:
+                    self._run(
+                        p,
+                        recs[0].offset,
+                        "batch",
+                        engine.process_batch,
+                        [r.value for r in recs],
+                        [r.offset for r in recs],
+                        now_ms,
+                    )
+                else:
+                    for r in recs:
+                        self._run(p, r.offset, "event", engine.process, r.value, r.offset, now_ms)
+                stamps = [r.timestamp_ms for r in recs if r.timestamp_ms is not None]
+                if stamps:
+                    self._last_event_ts[p] = max(self._last_event_ts.get(p, stamps[0]), *stamps)
+                await self._publish(p, engine, "periodic")
+                await self._join_labels(p, now_ms)
+
+    async def handle_labels(self, records: Sequence[Record]) -> None:
+        """Queue late labels per partition; join each once its event has been processed."""
+        now_ms = time.time() * 1000
+        await self._until_ready(records)
+        arrived = time.monotonic()
+        async with self._lock:
+            touched = set()
+            for record in records:
+                queue = self._labels.get(record.partition)
+                if queue is None:
+                    self._warn_unowned(self.topics.labels, record.partition)
+                    continue
+                queue.append((record, arrived))
+                touched.add(record.partition)
+            for p in touched:
+                await self._join_labels(p, now_ms)
+
+    async def tick(self) -> None:
+        """Periodic: join labels whose events partition went idle; refresh the lag gauges."""
+        now_ms = time.time() * 1000
+        async with self._lock:
+            for p in [p for p, queue in self._labels.items() if queue]:
+                await self._join_labels(p, now_ms)
+            waiting = 0
+            for p, engine in self.engines.items():
+                waiting += len(self._labels.get(p, ()))
+                hw = self._highwater(self.topics.events, p)
+                if hw is not None:
+                    self.metrics.lag.labels(self.topics.events, str(p)).set(
+                        max(0, hw - engine.watermark - 1)
+                    )
+                hw = self._highwater(self.topics.labels, p)
+                if hw is not None:
+                    self.metrics.lag.labels(self.topics.labels, str(p)).set(
+                        max(0, hw - engine.label_watermark - 1)
+                    )
+            self.metrics.labels_waiting.set(waiting)
+
+    def _label_due(self, p: int, engine: Engine, record: Record, arrived: float) -> bool:
+        last = self._last_event_ts.get(p)
+        if (
+            record.timestamp_ms is not None
+            and last is not None
+            and last > record.timestamp_ms + LABEL_CLOCK_SKEW_MS
+        ):
+            return True  # the events partition is past the time the label was sent
+        hw = self._highwater(self.topics.events, p)
+        if hw is not None and engine.watermark + 1 >= hw:
+            return True  # caught up: the event is processed, or will never come
+        return time.monotonic() - arrived >= LABEL_WAIT_S
+
+    async def _join_labels(self, p: int, now_ms: float) -> None:
+        queue = self._labels.get(p)
+        engine = self.engines.get(p)
+        if not queue or engine is None:
+            return
+        joined = False
+        while queue:
+            record, arrived = queue[0]
+            if len(queue) <= self._max_waiting and not self._label_due(p, engine, record, arrived):
+                break
+            queue.popleft()
+            if not joined:
+                self._dirty.add(p)
+                joined = True
+            self._run(
+                p, record.offset, "label", engine.process_label, record.value, record.offset, now_ms
+            )
+        if joined:
+            await self._publish(p, engine, "periodic")
+
+    def _run(self, p: int, offset: int, kind: str, call: Callable[..., None], *args: Any) -> None:
+        # The engine turns bad input into dead letters; an exception here is a bug. Log it with
+        # the record's position and go on with the next record rather than crash-loop on it.
+        started = time.perf_counter()
+        try:
+            call(*args)
+        except Exception:
+            self.metrics.errors.labels(kind).inc()
+            log.exception("partition %d: processing the %s at offset %d", p, kind, offset)
+        self.metrics.latency.labels(kind).observe(time.perf_counter() - started)
+
+    def _warn_unowned(self, topic: str, p: int) -> None:
+        # Records of a partition revoked while they were in flight: its new owner replays them.
+        if (topic, p) not in self._unowned_warned:
+            self._unowned_warned.add((topic, p))
+            log.info("skipping records of %s[%d]: not owned by this worker (now)", topic, p)
+
+    # ------------------------------------------------------------------ outputs and snapshots
+
+    async def _publish(self, p: int, engine: Engine, reason: str) -> None:
+        out = engine.outputs.drain()
+        send = self.publisher.send
+        topics = self.topics
+        partition_key = str(p).encode()
+        try:
+            for record in out.predictions:
+                key = record["key"] if record["key"] is not None else record["id"]
+                await send(topics.predictions, str(key).encode(), encode(record))
+            for record in out.alerts:
+                log.info(
+                    "partition %d: %s %s on %s (%s), action: %s",
+                    p,
+                    record.get("detector"),
+                    record.get("kind"),
+                    record.get("signal"),
+                    record.get("index"),
+                    record.get("action"),
+                )
+                await send(topics.alerts, partition_key, encode(record))
+            for record in out.dead_letters:
+                await send(topics.dead_letter, partition_key, encode(record))
+        except OutputTooLarge as exc:
+            log.error("partition %d: an output record was dropped: %s", p, exc)
+        for snap in out.snapshots:
+            await self._publish_snapshot(p, snap, reason)
+        self._dirty.discard(p)
+
+    async def _publish_snapshot(self, p: int, snap: Mapping[str, Any], reason: str) -> None:
+        header = snap["header"]
+        blob: bytes = snap["blob"]
+        started = time.perf_counter()
+        # Every output of the events this snapshot covers must be on the broker before it: on
+        # recovery nothing at or below its watermark is processed (or predicted) again.
+        await self.publisher.flush()
+        headers = [
+            ("driftline-partition", str(p).encode()),
+            ("driftline-watermark", str(header["watermark"]).encode()),
+            ("driftline-model-version", str(header["model_version"]).encode()),
+        ]
+        try:
+            await self.publisher.send(
+                self.topics.snapshots, snapshot_key(self.app_id, p).encode(), blob, headers
+            )
+            await self.publisher.flush()
+        except OutputTooLarge:
+            self.metrics.snapshots_failed.labels(str(p)).inc()
+            log.error(
+                "partition %d: the snapshot is %d bytes, more than %s accepts (%d): not published; "
+                "recovery falls back to the previous one (use a smaller model, or raise the "
+                "topic's max.message.bytes)",
+                p,
+                len(blob),
+                self.topics.snapshots,
+                SNAPSHOT_MAX_BYTES,
+            )
+            return
+        self._published[p] = (header["watermark"], header["label_watermark"])
+        self.metrics.snapshot_seconds.labels("publish").observe(time.perf_counter() - started)
+        self.metrics.snapshot_bytes.labels(str(p)).set(len(blob))
+        self.metrics.snapshots.labels(reason).inc()
+        log.info(
+            "partition %d: snapshot published (%s): watermark %d, label watermark %d, "
+            "model version %s, learned %d, %d bytes",
+            p,
+            reason,
+            header["watermark"],
+            header["label_watermark"],
+            header["model_version"],
+            header["learned"],
+            len(blob),
+        )
+
+    async def _final_snapshot(self, p: int, engine: Engine, reason: str) -> None:
+        if p in self._dirty:
+            log.warning(
+                "partition %d: no %s snapshot: the outputs of its last records may not have been "
+                "sent; its next owner replays them from the previous snapshot",
+                p,
+                reason,
+            )
+            return
+        if self._published.get(p) == (engine.watermark, engine.label_watermark):
+            return  # nothing new since the last one
+        started = time.perf_counter()
+        engine.snapshot()
+        self.metrics.snapshot_seconds.labels("take").observe(time.perf_counter() - started)
+        await self._publish(p, engine, reason)
+
+    # ------------------------------------------------------------------ rebalancing
+
+    async def on_revoked(self, partitions: Iterable[int]) -> None:
+        """Snapshot and park the engines of revoked partitions (the next owner restores them)."""
+        async with self._lock:
+            for p in sorted(partitions):
+                engine = self.engines.pop(p, None)
+                self._labels.pop(p, None)
+                if engine is None:
+                    continue
+                await self._final_snapshot(p, engine, "revoked")
+                if p in self._dirty:  # ahead of its outputs: only a snapshot may bring it back
+                    self._dirty.discard(p)
+                else:
+                    self._parked[p] = engine
+            self.metrics.assigned.set(len(self.engines))
+
+    def begin_assignment(self, partitions: Iterable[int]) -> None:
+        """Call first thing on assignment (before any await): records of ``partitions`` wait."""
+        self._assigning = set(partitions)
+        self._ready.clear()
+
+    def end_assignment(self) -> None:
+        """Call when the engines are in place and the consumer has been moved to their watermarks
+        (also after a failure: the app crashes then, and nothing was committed)."""
+        self._assigning = set()
+        self._ready.set()
+
+    async def on_assigned(
+        self, partitions: Iterable[int], snapshots: Mapping[int, list[tuple[int, bytes]]]
+    ) -> dict[int, tuple[int, int]]:
+        """Take over ``partitions``; return where to resume: ``{p: (events, labels offset)}``."""
+        async with self._lock:
+            held = {**self._parked, **self.engines}
+            for p in self._dirty:
+                held.pop(p, None)
+            self._dirty.clear()
+            self.engines, self._parked = {}, {}
+            self._labels.clear()
+            self._last_event_ts.clear()
+            self._unowned_warned.clear()
+            resume = {}
+            for p in sorted(partitions):
+                engine = self._recover(p, held.get(p), snapshots.get(p, []))
+                self.engines[p] = engine
+                self._labels[p] = deque()
+                resume[p] = (engine.watermark + 1, engine.label_watermark + 1)
+            for p in set(self._published) - set(self.engines):
+                del self._published[p]
+            self.metrics.assigned.set(len(self.engines))
+            return resume
+
+    def _recover(self, p: int, held: Engine | None, records: list[tuple[int, bytes]]) -> Engine:
+        key = snapshot_key(self.app_id, p)
+
+        def refuse(offset: int, reason: str) -> None:
+            self.metrics.snapshots_refused.labels(str(p)).inc()
+            log.error(
+                "partition %d: REFUSED the snapshot at %s offset %d (key %s): %s; not loaded",
+                p,
+                self.topics.snapshots,
+                offset,
+                key,
+                reason,
+            )
+
+        held_rank = None if held is None else (held.watermark, held.label_watermark)
+        restored = restore_newest(
+            records, self.key, self.settings, p, newer_than=held_rank, refuse=refuse
+        )
+        if restored is not None:
+            engine, offset = restored
+            self.metrics.recoveries.labels("snapshot").inc()
+            self._published[p] = (engine.watermark, engine.label_watermark)
+            log.info(
+                "partition %d: restored the snapshot at %s offset %d: watermark %d, label "
+                "watermark %d, learned %d; resuming at offset %d",
+                p,
+                self.topics.snapshots,
+                offset,
+                engine.watermark,
+                engine.label_watermark,
+                engine.counters["learned"],
+                engine.watermark + 1,
+            )
+            return engine
+        if held is not None:
+            self.metrics.recoveries.labels("memory").inc()
+            log.info("partition %d: kept in memory (watermark %d)", p, held.watermark)
+            return held
+        self.metrics.recoveries.labels("fresh").inc()
+        self._published.pop(p, None)
+        log.warning(
+            "partition %d: no valid snapshot under key %s: a fresh model from the beginning of %s",
+            p,
+            key,
+            self.topics.events,
+        )
+        return Engine(self.settings, partition=p, snapshot_key=self.key)
+
+    async def shutdown(self) -> None:
+        """Final snapshots of every owned partition (clean shutdown), then flush."""
+        async with self._lock:
+            for p, engine in sorted(self.engines.items()):
+                await self._final_snapshot(p, engine, "shutdown")
+            await self.publisher.flush()
+
+    def status(self) -> dict[str, Any]:
+        """What ``/health`` shows."""
+        return {
+            "status": "ok",
+            "app_id": self.app_id,
+            "assigned": sorted(self.engines),
+            "partitions": {
+                str(p): {
+                    "watermark": e.watermark,
+                    "label_watermark": e.label_watermark,
+                    "events": e.counters["events"],
+                    "learned": e.counters["learned"],
+                    "labels_waiting": len(self._labels.get(p, ())),
+                }
+                for p, e in sorted(self.engines.items())
+            },
+        }
