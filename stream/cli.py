@@ -19,6 +19,9 @@ examples:
   driftline backtest --file events.jsonl --true-drifts 5000,12000
   driftline backtest --file data.csv --target label --time-column ts
   driftline snapshots verify out/model.snapshot        check a snapshot's signature
+  driftline serve                                      the live worker on Kafka
+  driftline produce --dataset sea-abrupt --rate 500    events into Kafka
+  driftline alerts --from-beginning                    follow the drift alerts
 
 configuration: --config FILE (TOML) or $DRIFTLINE_CONFIG, then DRIFTLINE_<SECTION>__<KEY>=value
 overrides, e.g. DRIFTLINE_MODEL__NAME=hoeffding_tree DRIFTLINE_POLICY__ACTION=reset.
