@@ -331,6 +331,11 @@ def reports_kafka_errors(
 @reports_kafka_errors
 def cmd_topics(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
+    if args.partitions:
+        import dataclasses
+
+        kafka = dataclasses.replace(settings.kafka, partitions=args.partitions)
+        settings = dataclasses.replace(settings, kafka=kafka)
     created: list[str] = []
     if args.action == "create":
         created = prepare_topics(settings, args.wait)
@@ -360,6 +365,12 @@ def register(
         "alone. list: which exist, with their partition counts (exit 1 if one is missing).",
     )
     p.add_argument("action", choices=["create", "list"])
+    p.add_argument(
+        "--partitions",
+        type=int,
+        metavar="N",
+        help="partitions of each new topic (default: kafka.partitions, 1)",
+    )
     add_bootstrap_argument(p)
     p.add_argument(
         "--wait",
