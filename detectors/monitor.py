@@ -79,6 +79,7 @@ class SignalMonitor:
         self._recent.clear()
         self._quiet_since_alarm = 0
         self.warning_active = False
+        self._since_warning = 0
 
     def _evidence(self) -> dict[str, float | int]:
         recent = len(self._recent)
@@ -139,10 +140,16 @@ class SignalMonitor:
             if self._quiet_since_alarm >= self.recovery_events:
                 self.alarm_active = False
                 return self._alert("recovered", index, self._evidence())
+        if self.warning_active:
+            # A warning that never became a drift lapses, so the next change can warn again.
+            self._since_warning += 1
+            if self._since_warning >= self.recovery_events:
+                self.warning_active = False
 
         if self.warner is not None and self.warner.drift_detected and not self.warning_active:
             evidence = self._evidence()
             if self._goes_watched_way(evidence):
                 self.warning_active = True
+                self._since_warning = 0
                 return self._alert("warning", index, evidence)
         return None

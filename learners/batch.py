@@ -84,6 +84,8 @@ def process_batch(
     metric_update = engine.metric.update
     rolling = engine.rolling
     labelled = guarded = 0
+    # Every row was predicted by the model as it was at the start of the batch.
+    version = slot.version
     for row, ((event, offset, index), xm) in enumerate(zip(events, xs, strict=True)):
         y = event["y"]
         flagged = guard_on and engine._guard(event["x"], y, index)
@@ -93,11 +95,11 @@ def process_batch(
             source = "fallback"
         else:
             prediction, shown_proba, source = model_prediction, proba, "model"
-        engine._emit_prediction(event, prediction, shown_proba, source, slot, offset)
+        engine._emit_prediction(event, prediction, shown_proba, source, version, offset)
         if watch_inputs:
-            engine._watch_inputs(event["x"], model_prediction, proba, index, slot)
+            engine._watch_inputs(event["x"], model_prediction, proba, index, slot, flagged)
         if y is None:
-            entry = (None, xm, prediction, model_prediction, flagged, offset)
+            entry = (None, xm, prediction, model_prediction, flagged, offset, version)
             engine.pending.add(event["id"], entry, engine.clock_ms)
             continue
         labelled += 1
@@ -118,7 +120,6 @@ def process_batch(
                 error = abs(float(y) - float(model_prediction))
             alert = monitor.update(error, index)  # type: ignore[union-attr]
             if alert is not None:
-                version = slot.version
                 engine._on_alert(alert, slot)
                 if slot.version != version:
                     # The batch was predicted by the replaced model: its errors say nothing

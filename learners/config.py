@@ -61,9 +61,23 @@ class DetectorConfig:
     warning_params: dict[str, Any] = field(default_factory=dict)
     cooldown: int = 200
     recovery_events: int = 1000
+
+    def __post_init__(self) -> None:
+        for name in ("cooldown", "recovery_events"):
+            _check(getattr(self, name) >= 0, f"detectors.*.{name}", "must be >= 0")
+
+
+@dataclass(frozen=True)
+class ModelDetectorConfig(DetectorConfig):
+    """A detector on the model's own output: its error or its predictions."""
+
     # A cold model's errors and predictions move as it learns; that is not drift. The model's
     # first `warmup` labels (after every reset too) are not fed to this detector.
     warmup: int = 300
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _check(self.warmup >= 0, "detectors.*.warmup", "must be >= 0")
 
 
 @dataclass(frozen=True)
@@ -77,12 +91,19 @@ class FeatureDetectorConfig(DetectorConfig):
     reference_size: int = 500
     cooldown: int = 1000
 
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _check(self.max_features >= 1, "detectors.features.max_features", "must be >= 1")
+        _check(self.reference_size >= 2, "detectors.features.reference_size", "must be >= 2")
+
 
 @dataclass(frozen=True)
 class DetectorsConfig:
     section: typing.ClassVar[str] = "detectors"
-    error: DetectorConfig = field(default_factory=DetectorConfig)
-    prediction: DetectorConfig = field(default_factory=lambda: DetectorConfig(warning=False))
+    error: ModelDetectorConfig = field(default_factory=ModelDetectorConfig)
+    prediction: ModelDetectorConfig = field(
+        default_factory=lambda: ModelDetectorConfig(warning=False)
+    )
     features: FeatureDetectorConfig = field(default_factory=FeatureDetectorConfig)
 
 
@@ -131,6 +152,8 @@ class GuardConfig:
 
     def __post_init__(self) -> None:
         _check(self.z_threshold > 0, "guard.z_threshold", "must be > 0")
+        _check(self.warmup >= 0, "guard.warmup", "must be >= 0")
+        _check(self.rebase_after >= 1, "guard.rebase_after", "must be >= 1")
 
 
 @dataclass(frozen=True)
@@ -160,7 +183,7 @@ class SnapshotConfig:
         _check(self.every_seconds >= 0, "snapshot.every_seconds", "must be >= 0 (0 = off)")
 
 
-METRICS = {"classification": ("accuracy", "f1", "log_loss"), "regression": ("mae", "rmse", "r2")}
+METRICS = {"classification": ("accuracy", "f1", "macro_f1"), "regression": ("mae", "rmse", "r2")}
 
 
 @dataclass(frozen=True)
@@ -173,12 +196,26 @@ class EngineConfig:
     batch_size: int = 1
     rolling_window: int = 500
     max_event_bytes: int = 1_000_000
+    max_abs_value: float = 1e15
 
     def __post_init__(self) -> None:
         _check(self.batch_size >= 1, "engine.batch_size", f"must be >= 1, got {self.batch_size}")
         valid = ("auto", *METRICS["classification"], *METRICS["regression"])
         _check(self.metric in valid, "engine.metric", f"{self.metric!r}; valid: {', '.join(valid)}")
+        for task, names in METRICS.items():
+            if self.metric in names:
+                # The metric implies the task: a label of the other kind would otherwise fail
+                # at the first event, mid-stream.
+                if self.task == "auto":
+                    object.__setattr__(self, "task", task)
+                _check(
+                    self.task == task,
+                    "engine.metric",
+                    f"{self.metric!r} is a {task} metric, but engine.task is {self.task!r}",
+                )
         _check(self.rolling_window >= 0, "engine.rolling_window", "must be >= 0")
+        _check(self.max_event_bytes >= 1, "engine.max_event_bytes", "must be >= 1")
+        _check(self.max_abs_value > 0, "engine.max_abs_value", "must be > 0")
 
 
 # --------------------------------------------------------------------------- generic loader
@@ -232,6 +269,8 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
             raise ConfigError(f"{key}: must be a number, got {value!r}")
         return float(value)
     if tp is str:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return str(value)  # DRIFTLINE_SERVICE__APP_ID=2024 reads as a number
         if not isinstance(value, str):
             raise ConfigError(f"{key}: must be a string, got {value!r}")
         return value

@@ -23,6 +23,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 import river
 from river import metrics, utils
 
@@ -30,6 +31,7 @@ from detectors import FeatureMonitors, ScaledMonitor, SignalMonitor
 from learners.config import LearningConfig
 from learners.events import (
     InvalidRecord,
+    Unparsed,
     dead_letter,
     decode_event,
     decode_label,
@@ -40,14 +42,15 @@ from learners.guard import OutlierGuard
 from learners.labels import PendingLabels
 from learners.models import infer_task
 from learners.slot import ModelSlot
-from learners.snapshot import load_snapshot, sign_snapshot
+from learners.snapshot import SnapshotError, load_snapshot, sign_snapshot
 
 DRIFTLINE_VERSION = "0.1.0"
+MAX_CLOCK_SKEW_MS = 60_000
 
 METRIC_CLASSES = {
     "accuracy": metrics.Accuracy,
     "f1": metrics.F1,
-    "log_loss": metrics.LogLoss,
+    "macro_f1": metrics.MacroF1,
     "mae": metrics.MAE,
     "rmse": metrics.RMSE,
     "r2": metrics.R2,
@@ -121,9 +124,11 @@ class Engine:
         partition: int | None = None,
         snapshot_key: bytes | None = None,
         source: str = "events",
+        owner: str | None = None,
     ) -> None:
         self.config = config
         self.partition = partition
+        self.owner = owner  # who made it (the live service's app id), signed into snapshots
         self.source = source
         self._key = snapshot_key
         self.outputs = Outputs()
@@ -185,8 +190,12 @@ class Engine:
 
     def _set_task(self, task: str, label: Any) -> None:
         self.task = task
-        # Boolean labels get a binary model; any other classification label a multi-class one.
-        self.binary = isinstance(label, bool) if task == "classification" else False
+        # Boolean labels get a binary model, any other classification label a multi-class one:
+        # decided by the first label (None until then, even when the task is configured).
+        if task == "regression":
+            self.binary = False
+        elif label is not None:
+            self.binary = isinstance(label, bool)
         name = self.config.engine.metric
         if name == "auto":
             name = "accuracy" if task == "classification" else "mae"
@@ -201,6 +210,8 @@ class Engine:
             self._set_task(task, y)
             self.task_reason = f"inferred from {why}"
             return
+        if self.binary is None and self.task == "classification" and not isinstance(y, float):
+            self.binary = isinstance(y, bool)
         if self.task == "regression":
             if isinstance(y, bool | str):
                 raise InvalidRecord("bad_label", f"regression needs a numeric label, got {y!r}")
@@ -212,13 +223,13 @@ class Engine:
             raise InvalidRecord("bad_label", f"this model was built for boolean labels, got {y!r}")
 
     def _slot(self, key: Any) -> ModelSlot | None:
-        if self.task is None:
-            return None
+        if self.task is None or self.binary is None:
+            return None  # no label seen yet: which model to build is not known
         key = key if self.config.model.per_key else None
         slots = self.slots
         slot = slots.get(key)
         if slot is None:
-            slot = slots[key] = ModelSlot(self.config, self.task, bool(self.binary))
+            slot = slots[key] = ModelSlot(self.config, self.task, self.binary)
             if len(slots) > self.config.model.max_keys:
                 slots.popitem(last=False)  # least recently used
                 self.counters["keys_evicted"] += 1
@@ -231,21 +242,26 @@ class Engine:
     def _reject(self, raw: Any, error: InvalidRecord, source: str, position: Any) -> None:
         self.counters["invalid"] += 1
         self.dead_letter_reasons[error.reason] = self.dead_letter_reasons.get(error.reason, 0) + 1
-        if isinstance(raw, dict):
-            import orjson
-
-            # repr() for what JSON cannot hold: a dead letter must never raise.
-            raw = orjson.dumps(raw, option=orjson.OPT_NON_STR_KEYS, default=repr)
+        if isinstance(raw, Unparsed):
+            raw = raw.original
+        elif isinstance(raw, dict):
+            try:
+                raw = orjson.dumps(raw, option=orjson.OPT_NON_STR_KEYS, default=repr)
+            except TypeError:  # e.g. an int beyond 64 bits: a dead letter must never raise
+                raw = repr(raw)
         record = dead_letter(raw, error, source, position)
         record["partition"] = self.partition
         self.outputs.dead_letters.append(record)
 
-    def _validate(self, raw: bytes | str | dict, offset: int) -> dict[str, Any] | None:
+    def _validate(self, raw: bytes | str | dict | Unparsed, offset: int) -> dict[str, Any] | None:
+        cfg = self.config.engine
         try:
             if isinstance(raw, dict):
-                event = validate_event(raw)
+                event = validate_event(raw, cfg.max_abs_value)
+            elif isinstance(raw, Unparsed):
+                raise raw.error
             else:
-                event = decode_event(raw, self.config.engine.max_event_bytes)
+                event = decode_event(raw, cfg.max_event_bytes, cfg.max_abs_value)
             if event["y"] is not None:
                 self._check_label(event["y"])
         except InvalidRecord as error:
@@ -254,6 +270,9 @@ class Engine:
         return event
 
     def _tick(self, event_ts: int | None, now_ms: float | None) -> None:
+        if event_ts is not None and now_ms is not None:
+            # A producer clock far ahead must not expire every waiting label at once.
+            event_ts = min(event_ts, int(now_ms) + MAX_CLOCK_SKEW_MS)
         if event_ts is not None and event_ts > self.clock_ms:
             self.clock_ms = event_ts
         if now_ms is not None and now_ms > self.clock_ms:
@@ -289,10 +308,13 @@ class Engine:
         flagged = self.config.guard.enabled and self._guard(x, y, index)
         slot = self._slot(event["key"])
         prediction, proba, source, model_prediction = self._predict(slot, xm)
-        self._emit_prediction(event, prediction, proba, source, slot, offset)
+        version = slot.version if slot is not None else 0
+        self._emit_prediction(event, prediction, proba, source, version, offset)
         if self.features is not None or self.prediction_monitor is not None:
-            self._watch_inputs(x, model_prediction, proba, index, slot)
-        entry = (event["key"], xm, prediction, model_prediction, flagged, offset)
+            self._watch_inputs(x, model_prediction, proba, index, slot, flagged)
+        # The version that predicted: a late label must not feed an old model's error to the
+        # monitor of the model that replaced it.
+        entry = (event["key"], xm, prediction, model_prediction, flagged, offset, version)
         if y is None:
             self.pending.add(event["id"], entry, self.clock_ms)
         else:
@@ -321,7 +343,7 @@ class Engine:
         prediction: Any,
         proba: dict[Any, float] | None,
         source: str,
-        slot: ModelSlot | None,
+        model_version: int,
         offset: int,
     ) -> None:
         self.counters["predicted_by_model" if source == "model" else "predicted_by_fallback"] += 1
@@ -332,7 +354,7 @@ class Engine:
                 "prediction": prediction,
                 "confidence": proba[prediction] if proba and prediction in proba else None,
                 "proba": proba,
-                "model_version": slot.version if slot else 0,
+                "model_version": model_version,
                 "source": source,
                 "partition": self.partition,
                 "offset": offset,
@@ -346,8 +368,10 @@ class Engine:
         proba: Any,
         index: int,
         slot: ModelSlot | None,
+        flagged: bool = False,
     ) -> None:
-        if self.features is not None:
+        # A flagged (outlier/poison) event must not shape a feature's reference window.
+        if self.features is not None and not flagged:
             for alert in self.features.update(x, index):
                 self._on_alert(alert, None)
         if (
@@ -368,7 +392,7 @@ class Engine:
     def _learn(self, slot: ModelSlot | None, entry: tuple, y: Any, index: int) -> None:
         if slot is None:
             return
-        key, xm, prediction, model_prediction, flagged, _ = entry
+        key, xm, prediction, model_prediction, flagged, _, version = entry
         self.counters["labelled"] += 1
         if prediction is not None:
             self.metric.update(y, prediction)
@@ -379,7 +403,7 @@ class Engine:
             return
         if slot.learn(xm, y):
             self.counters["learned"] += 1
-        if slot.monitored(model_prediction):
+        if slot.monitored(model_prediction) and version == slot.version:
             if slot.classification:
                 error = 0.0 if model_prediction == y else 1.0
             else:
@@ -491,6 +515,7 @@ class Engine:
             "model_params": self.config.model.params,
             "task": self.task,
             "partition": self.partition,
+            "owner": self.owner,
             "model_version": slot.version if slot else 0,
             "model_versions": {str(k): s.version for k, s in self.slots.items()},
             "events": self.index,
@@ -506,11 +531,18 @@ class Engine:
         }
 
     def snapshot(self) -> dict[str, Any] | None:
-        """Take a snapshot now: remember last-good models; emit a signed one if there is a key."""
+        """The scheduled snapshot: the current models become the rollback targets (when no alarm
+        is active), the schedule restarts, and a signed checkpoint is emitted if there is a key."""
         self._snapshot_at_index = self.index
         self._snapshot_at_ms = self.clock_ms
         for slot in self.slots.values():
             slot.mark_good()
+        return self.checkpoint()
+
+    def checkpoint(self) -> dict[str, Any] | None:
+        """A signed snapshot of the state as it is, with no side effect on what comes next: for
+        shutdown, revocation or the end of a backtest, so that restoring from it and going on
+        gives exactly the run that would have happened without it."""
         if self._key is None:
             return None
         self.counters["snapshots"] += 1  # before the state is taken: a restore counts this one
@@ -520,18 +552,44 @@ class Engine:
         self.outputs.snapshots.append(record)
         return record
 
+    #: Not part of a snapshot: I/O, the key, the config (the current one applies), and who this
+    #: engine is (a snapshot never decides which partition or owner it restores into).
+    _NOT_STATE = frozenset({"outputs", "_key", "config", "partition", "source", "owner"})
+
     def _state(self) -> dict[str, Any]:
-        skip = {"outputs", "_key", "config"}
-        return {k: v for k, v in self.__dict__.items() if k not in skip}
+        return {k: v for k, v in self.__dict__.items() if k not in self._NOT_STATE}
 
     @classmethod
     def restore(
         cls, blob: bytes, key: bytes | None, config: LearningConfig, **kwargs: Any
     ) -> Engine:
-        """An engine exactly as it was when ``blob`` was taken; refuses unverified snapshots."""
-        _, state = load_snapshot(blob, key)
+        """An engine exactly as it was when ``blob`` was taken, for the ``partition`` and
+        ``owner`` given in ``kwargs``. Refused (:class:`SnapshotError`) when the signature does
+        not verify, or when the signed header names another partition, owner or model: a valid
+        snapshot copied under another key must not move a partition's watermark."""
+        header, state = _load_checked(blob, key, config, kwargs)
+        del header
         engine = cls(config, snapshot_key=key, **kwargs)
         engine.__dict__.update(state)
         for slot in engine.slots.values():
             slot.config = config
         return engine
+
+
+def _load_checked(
+    blob: bytes, key: bytes | None, config: LearningConfig, expected: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    def check(header: dict[str, Any]) -> None:
+        for name in ("partition", "owner"):
+            if name in expected and header.get(name) != expected[name]:
+                raise SnapshotError(
+                    f"refused: the snapshot is for {name} {header.get(name)!r}, "
+                    f"not {expected[name]!r}"
+                )
+        if header.get("model") != config.model.name:
+            raise SnapshotError(
+                f"refused: the snapshot holds model {header.get('model')!r}, the config says "
+                f"{config.model.name!r} (start fresh, or restore with the config it was made with)"
+            )
+
+    return load_snapshot(blob, key, check)

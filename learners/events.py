@@ -34,6 +34,11 @@ import orjson
 
 #: Records larger than this are rejected before decoding (Kafka's default message limit is 1 MB).
 DEFAULT_MAX_BYTES = 1_000_000
+#: Larger feature magnitudes are rejected: one finite 1e308 would overflow every running variance
+#: (guard, scalers, monitors) for good. ``engine.max_abs_value`` changes it.
+DEFAULT_MAX_ABS = 1e15
+#: Epoch milliseconds beyond this (year ~287,000) are not a time: 2**53 keeps them exact floats.
+MAX_TS_MS = 2**53
 
 Label = bool | int | float | str
 
@@ -80,8 +85,8 @@ def parse_timestamp(value: Any) -> int | None:
     if isinstance(value, bool):
         raise InvalidRecord("bad_ts", f'"ts" must be epoch milliseconds or ISO-8601, got {value!r}')
     if isinstance(value, int | float):
-        if not math.isfinite(value):
-            raise InvalidRecord("bad_ts", f'"ts" must be finite, got {value!r}')
+        if not math.isfinite(value) or not 0 <= value <= MAX_TS_MS:
+            raise InvalidRecord("bad_ts", f'"ts" must be epoch milliseconds, got {value!r}')
         return int(value)
     if isinstance(value, str):
         try:
@@ -101,24 +106,31 @@ def check_label(value: Any) -> Label:
             raise InvalidRecord("bad_label", '"y" must not be an empty string')
         return value
     if isinstance(value, int | float):
-        if isinstance(value, float) and not math.isfinite(value):
-            raise InvalidRecord("bad_label", f'"y" must be finite, got {value!r}')
+        if not -DEFAULT_MAX_ABS <= value <= DEFAULT_MAX_ABS:
+            raise InvalidRecord("bad_label", f'"y" must be finite and within ±1e15, got {value!r}')
         return value
     raise InvalidRecord("bad_label", f'"y" must be a number, string or boolean, got {value!r}')
 
 
-def validate_features(x: Any) -> dict[str, float | int | str | bool]:
+def validate_features(
+    x: Any, max_abs: float = DEFAULT_MAX_ABS
+) -> dict[str, float | int | str | bool]:
     """Check the feature object; nulls (missing values) are dropped."""
     if not isinstance(x, dict):
         raise InvalidRecord("bad_x", f'"x" must be an object, got {type(x).__name__}')
     clean: dict[str, float | int | str | bool] = {}
+    low = -max_abs
     for name, value in x.items():
         kind = type(value)
         # Exact type checks first: this loop runs for every feature of every event.
-        if kind is float:
-            if value - value != 0.0:  # inf - inf and nan - nan are nan: both non-finite
-                raise InvalidRecord("non_finite", f"feature {name!r} is {value!r}")
-        elif kind is int or kind is str or kind is bool:
+        if kind is float or kind is int:
+            if not low <= value <= max_abs:  # also false for nan
+                if kind is float and value - value != 0.0:  # inf - inf, nan - nan are nan
+                    raise InvalidRecord("non_finite", f"feature {name!r} is {value!r}")
+                raise InvalidRecord(
+                    "out_of_range", f"feature {name!r} is {value!r}, beyond ±{max_abs:g}"
+                )
+        elif kind is str or kind is bool:
             pass
         elif value is None:
             continue
@@ -127,11 +139,15 @@ def validate_features(x: Any) -> dict[str, float | int | str | bool]:
                 "bad_feature",
                 f"feature {name!r} must be a number, string, boolean or null, got {kind.__name__}",
             )
+        if type(name) is not str:
+            # JSON names are text; a decoded dict may say 0 where JSON says "0". One spelling,
+            # or per-record and micro-batch models (DataFrame columns) would differ.
+            name = str(name)
         clean[name] = value
     return clean
 
 
-def validate_event(obj: Any) -> dict[str, Any]:
+def validate_event(obj: Any, max_abs: float = DEFAULT_MAX_ABS) -> dict[str, Any]:
     """Validate a decoded event and return it normalised (``id``, ``key``, ``ts``, ``x``, ``y``)."""
     if type(obj) is not dict and not isinstance(obj, dict):
         raise InvalidRecord(
@@ -155,15 +171,17 @@ def validate_event(obj: Any) -> dict[str, Any]:
     return {
         "id": event_id,
         "key": key,
-        "ts": None if ts is None else ts if type(ts) is int else parse_timestamp(ts),
-        "x": validate_features(x),
+        "ts": None if ts is None else parse_timestamp(ts),
+        "x": validate_features(x, max_abs),
         "y": None if y is None else y if type(y) is bool else check_label(y),
     }
 
 
-def decode_event(raw: bytes | str, max_bytes: int = DEFAULT_MAX_BYTES) -> dict[str, Any]:
+def decode_event(
+    raw: bytes | str, max_bytes: int = DEFAULT_MAX_BYTES, max_abs: float = DEFAULT_MAX_ABS
+) -> dict[str, Any]:
     """Decode JSON bytes and validate them as an event; raises :class:`InvalidRecord`."""
-    return validate_event(_loads(raw, max_bytes))
+    return validate_event(_loads(raw, max_bytes), max_abs)
 
 
 def validate_label(obj: Any) -> dict[str, Any]:
@@ -186,6 +204,17 @@ def validate_label(obj: Any) -> dict[str, Any]:
 def decode_label(raw: bytes | str, max_bytes: int = DEFAULT_MAX_BYTES) -> dict[str, Any]:
     """Decode JSON bytes and validate them as a late label; raises :class:`InvalidRecord`."""
     return validate_label(_loads(raw, max_bytes))
+
+
+class Unparsed:
+    """A record a source could not even parse (a broken CSV row, undecodable bytes): the engine
+    dead-letters it like any invalid event, so positions and counters stay aligned."""
+
+    __slots__ = ("error", "original")
+
+    def __init__(self, original: bytes | str, error: InvalidRecord) -> None:
+        self.original = original
+        self.error = error
 
 
 def dead_letter(raw: bytes | str, error: InvalidRecord, source: str, position: Any = None) -> dict:

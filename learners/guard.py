@@ -22,6 +22,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
+MIN_COUNT = 30
+RELATIVE_STD_FLOOR = 1e-3
+
 
 class _Running:
     __slots__ = ("m2", "mean", "n")
@@ -41,11 +44,14 @@ class _Running:
         self.m2 += delta * (value - self.mean)
 
     def z(self, value: float) -> float:
-        """Distance from the mean in standard deviations; 0 while there is no spread to judge by
-        (a new input, or one constant so far)."""
-        if self.n < 2 or self.m2 == 0.0:
+        """Distance from the mean in standard deviations; 0 while there is too little to judge
+        by (fewer than MIN_COUNT values, or no spread yet). The deviation has a floor relative to
+        the mean, so one small step of an input that was constant is not an outlier."""
+        if self.n < MIN_COUNT or self.m2 == 0.0:
             return 0.0
-        return abs(value - self.mean) / math.sqrt(self.m2 / (self.n - 1))
+        std = math.sqrt(self.m2 / (self.n - 1))
+        floor = RELATIVE_STD_FLOOR * max(1.0, abs(self.mean))
+        return abs(value - self.mean) / max(std, floor)
 
 
 class OutlierGuard:

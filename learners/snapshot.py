@@ -25,6 +25,7 @@ import hmac
 import os
 import pickle
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +91,8 @@ def _split(blob: bytes) -> tuple[bytes, bytes, dict[str, Any], bytes]:
         header = orjson.loads(signed[4 : 4 + size])
     except orjson.JSONDecodeError:
         raise SnapshotError("refused: the snapshot header is corrupt") from None
+    if not isinstance(header, dict):
+        raise SnapshotError("refused: the snapshot header is not a JSON object")
     return mac, signed, header, signed[4 + size :]
 
 
@@ -100,22 +103,30 @@ def read_header(blob: bytes) -> dict[str, Any]:
 
 def verify(blob: bytes, key: bytes | None) -> dict[str, Any]:
     """The header, if and only if the signature verifies under ``key``."""
+    return _verified(blob, key)[0]
+
+
+def _verified(blob: bytes, key: bytes | None) -> tuple[dict[str, Any], bytes]:
     if key is None:
         raise SnapshotError(
             f"refused: no snapshot key configured (set ${KEY_ENV} or ${KEY_FILE_ENV})"
         )
-    mac, signed, header, _ = _split(blob)
+    mac, signed, header, body = _split(blob)
     if not hmac.compare_digest(mac, _mac(key, signed)):
         raise SnapshotError(
             "refused: the signature does not verify (tampered, or signed with another key)"
         )
-    return header
+    return header, body
 
 
-def load_snapshot(blob: bytes, key: bytes | None) -> tuple[dict[str, Any], Any]:
-    """Verify, then decompress and unpickle: ``(header, state)``."""
-    header = verify(blob, key)
-    body = _split(blob)[3]
+def load_snapshot(
+    blob: bytes, key: bytes | None, check: Callable[[dict[str, Any]], None] | None = None
+) -> tuple[dict[str, Any], Any]:
+    """Verify, let ``check`` refuse the verified header, then decompress and unpickle:
+    ``(header, state)``."""
+    header, body = _verified(blob, key)
+    if check is not None:
+        check(header)
     try:
         return header, pickle.loads(zlib.decompress(body))
     except (zlib.error, pickle.UnpicklingError, EOFError) as exc:

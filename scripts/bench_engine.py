@@ -52,7 +52,7 @@ SAME_WORK = {
 
 def bare_loop(events: list[dict[str, Any]]) -> float:
     model = preprocessing.StandardScaler() | linear_model.LogisticRegression()
-    detector = drift.ADWIN()
+    detector = drift.ADWIN(delta=0.01)  # the engine's default for the error signal
     accuracy = metrics.Accuracy()
     started = time.perf_counter()
     for event in events:

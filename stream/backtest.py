@@ -71,11 +71,17 @@ class OutputFiles:
             handle.close()
 
 
-def _split_label(item: Any) -> tuple[Any, dict[str, Any] | None]:
+def _split_label(item: Any, config: LearningConfig) -> tuple[Any, dict[str, Any] | None]:
     """Take the label off a valid event so it can arrive later. Anything invalid passes through
     unchanged, so its dead letter keeps the original line."""
+    limits = config.engine
     try:
-        event = validate_event(item) if isinstance(item, dict) else decode_event(item)
+        if isinstance(item, dict):
+            event = validate_event(item, limits.max_abs_value)
+        elif isinstance(item, bytes | str):
+            event = decode_event(item, limits.max_event_bytes, limits.max_abs_value)
+        else:
+            return item, None
     except InvalidRecord:
         return item, None
     if event["y"] is None:
@@ -153,7 +159,7 @@ def run_backtest(
     for index, item in enumerate(source.items):
         if label_delay:
             deliver_labels(index)
-            item, label = _split_label(item)
+            item, label = _split_label(item, config)
             if label is not None:
                 late.append((index + label_delay, label))
         if batch_size > 1:
@@ -170,7 +176,7 @@ def run_backtest(
     flush_batch()
     deliver_labels(math.inf)  # type: ignore[arg-type]
     if snapshot_key is not None:
-        engine.snapshot()
+        engine.checkpoint()  # the final state, without changing what a rollback would use
     flush_outputs()
     if index >= 0:
         sample(index)
@@ -215,6 +221,13 @@ def run_backtest(
         "true_drifts": list(source.true_drifts),
         **scores,
         "dead_letter_reasons": dict(engine.dead_letter_reasons),
+        "labels_expired": engine.pending.expired,
+        "labels_evicted": engine.pending.evicted,
+        "keys_evicted": engine.counters["keys_evicted"],
+        "model_errors": {
+            "predict": sum(s.predict_errors for s in engine.slots.values()),
+            "learn": sum(s.learn_errors for s in engine.slots.values()),
+        },
         "events_per_second": events / engine_seconds if engine_seconds else None,
         "config": to_mapping(config),
     }

@@ -52,6 +52,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return value
+
+
 def _settings(args: argparse.Namespace) -> Any:
     from stream.settings import load_settings
 
@@ -258,7 +268,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--label-delay",
-        type=int,
+        type=_non_negative_int,
         default=0,
         metavar="N",
         help="labels arrive N events after their event (default 0: inline)",

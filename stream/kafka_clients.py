@@ -331,9 +331,7 @@ def reports_kafka_errors(
 @reports_kafka_errors
 def cmd_topics(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
-    if args.partitions:
-        import dataclasses
-
+    if args.partitions is not None:
         kafka = dataclasses.replace(settings.kafka, partitions=args.partitions)
         settings = dataclasses.replace(settings, kafka=kafka)
     created: list[str] = []

@@ -27,7 +27,7 @@ from typing import Any
 
 from detectors.registry import build_detector, warning_params
 from learners.config import ConfigError, LearningConfig, from_mapping
-from learners.models import REGISTRY, build_model, check_model_name
+from learners.models import build_model, check_model_name
 
 ENV_PREFIX = "DRIFTLINE_"
 #: Environment variables that are not setting overrides.
@@ -115,13 +115,21 @@ def _check_names(settings: Settings) -> None:
     model = settings.model
     check_model_name(model.name)
     if ":" not in model.name:
-        # Build once to check the parameters against the River class, before any event.
-        name = "linear" if model.name == "auto" else model.name
-        entry = REGISTRY.get(name)
+        # Build once per variant the task allows, to check the parameters against the River
+        # class before any event: with task "auto" the first label may pick any of them.
         task = settings.engine.task
-        if task == "auto":
-            task = "classification" if entry is None or entry.classifier else "regression"
-        build_model(model.name, model.params, task, binary=True)
+        variants = [("classification", True), ("classification", False), ("regression", False)]
+        for variant_task, binary in variants:
+            if task in ("auto", variant_task):
+                try:
+                    build_model(model.name, model.params, variant_task, binary=binary)
+                except ConfigError as exc:
+                    if task == "auto":
+                        raise ConfigError(
+                            f"{exc} (with engine.task = 'auto' the labels may ask for any "
+                            "variant: set engine.task)"
+                        ) from None
+                    raise
     for signal in ("error", "prediction", "features"):
         det = getattr(settings.detectors, signal)
         if det.kind != "none":

@@ -7,7 +7,7 @@ line reaches the dead-letter output with its original bytes) or event dicts (dat
 >>> path = Path(tempfile.mkdtemp()) / "s.csv"
 >>> _ = path.write_text("when,temp,site,label\\n2024-01-01T00:00:00Z,20.5,a,1\\n")
 >>> list(csv_events(path, target="label", time_column="when"))
-[{'id': 0, 'ts': '2024-01-01T00:00:00Z', 'x': {'temp': 20.5, 'site': 'a'}, 'y': 1}]
+[{'id': 0, 'x': {'temp': 20.5, 'site': 'a'}, 'y': 1, 'ts': '2024-01-01T00:00:00Z'}]
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from learners.events import InvalidRecord, Unparsed
 
 
 @dataclass
@@ -33,7 +35,7 @@ class Source:
 
 def _number_or_text(text: str) -> Any:
     """CSV cell to a JSON-like value: empty or NaN is missing, numbers parse, the rest is text."""
-    if text == "" or text.lower() in ("nan", "null", "na"):
+    if not text or text.lower() in ("nan", "null", "na"):
         return None
     lowered = text.lower()
     if lowered in ("true", "false"):
@@ -48,39 +50,57 @@ def _number_or_text(text: str) -> Any:
         return text
 
 
+def csv_header(path: str | Path, **roles: str | None) -> list[str]:
+    """The columns of a CSV file; a named role (``target="y"``) that is not one fails now,
+    before any row is read."""
+    with open(path, newline="", encoding="utf-8", errors="replace") as handle:
+        columns = next(csv.reader(handle), [])
+    for role, name in roles.items():
+        if name is not None and name not in columns:
+            flag = "--" + role.replace("_", "-")
+            raise ValueError(
+                f"{flag} {name!r} is not a column of {path}; columns: {', '.join(columns)}"
+            )
+    return columns
+
+
 def csv_events(
     path: str | Path,
     *,
     target: str | None,
     id_column: str | None = None,
     time_column: str | None = None,
-) -> Iterator[dict[str, Any]]:
-    """Rows of a CSV file as events; ``target`` is the label column (absent: no labels)."""
-    with open(path, newline="") as handle:
-        reader = csv.DictReader(handle)
-        columns = reader.fieldnames or []
-        for name, role in (
-            (target, "--target"),
-            (id_column, "--id-column"),
-            (time_column, "--time-column"),
-        ):
-            if name is not None and name not in columns:
-                raise ValueError(
-                    f"{role} {name!r} is not a column of {path}; columns: {', '.join(columns)}"
-                )
-        special = {target, id_column, time_column}
-        for row_number, row in enumerate(reader):
-            x = {
-                k: _number_or_text(v) for k, v in row.items() if k not in special and k is not None
-            }
+) -> Iterator[dict[str, Any] | Unparsed]:
+    """Rows of a CSV file as events; ``target`` is the label column (absent: no labels).
+
+    One physical line per row. A line that is not UTF-8 or has the wrong number of fields is
+    yielded as :class:`Unparsed`, so it reaches the dead-letter output and the run goes on.
+    """
+    columns = csv_header(path, target=target, id_column=id_column, time_column=time_column)
+    special = {target, id_column, time_column}
+    with open(path, "rb") as handle:
+        next(handle, None)  # the header
+        for row_number, raw in enumerate(handle):
+            line = raw.rstrip(b"\r\n")
+            if not line.strip():
+                continue
+            try:
+                cells = next(csv.reader([line.decode("utf-8")]))
+            except (UnicodeDecodeError, csv.Error) as exc:
+                yield Unparsed(line, InvalidRecord("bad_csv_row", f"row {row_number}: {exc}"))
+                continue
+            if len(cells) != len(columns):
+                detail = f"row {row_number} has {len(cells)} fields, the header {len(columns)}"
+                yield Unparsed(line, InvalidRecord("bad_csv_row", detail))
+                continue
+            row = dict(zip(columns, cells, strict=True))
             event: dict[str, Any] = {
                 "id": row[id_column] if id_column else row_number,
-                "ts": _number_or_text(row[time_column]) if time_column else None,
-                "x": x,
+                "x": {k: _number_or_text(v) for k, v in row.items() if k not in special},
                 "y": _number_or_text(row[target]) if target else None,
             }
-            if event["ts"] is None:
-                del event["ts"]
+            if time_column and (ts := _number_or_text(row[time_column])) is not None:
+                event["ts"] = ts
             yield event
 
 
@@ -152,6 +172,7 @@ def open_source(
     if suffix == ".csv":
         if target is None:
             raise ValueError("a CSV file needs --target COLUMN (the label column)")
+        csv_header(path, target=target, id_column=id_column, time_column=time_column)
         items = csv_events(path, target=target, id_column=id_column, time_column=time_column)
         total = max(0, count_lines(path) - 1)
     elif suffix in (".jsonl", ".json", ".ndjson"):

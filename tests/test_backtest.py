@@ -318,9 +318,9 @@ def test_csv_source_needs_a_known_target(tmp_path: Path) -> None:
     path.write_text("a,b\n1,2\n")
     with pytest.raises(ValueError, match="needs --target"):
         open_source(file=str(path))
-    source = open_source(file=str(path), target="nope")
+    # Checked when the source opens, before any row is read (a lazy check would crash mid-run).
     with pytest.raises(ValueError, match="--target 'nope' is not a column"):
-        next(source.items)
+        open_source(file=str(path), target="nope")
 
 
 def test_label_delay_learns_every_label_late() -> None:

@@ -12,9 +12,9 @@ import pytest
 
 from learners.config import (
     ConfigError,
-    DetectorConfig,
     EngineConfig,
     LearningConfig,
+    ModelDetectorConfig,
     from_mapping,
     to_mapping,
 )
@@ -36,7 +36,7 @@ def test_defaults_load_without_a_file_or_environment() -> None:
     assert settings.model.name == "auto" and settings.model.params == {}
     assert settings.engine == EngineConfig()
     assert (settings.policy.action, settings.policy.act_on) == ("background", ("error",))
-    assert settings.detectors.error == DetectorConfig()
+    assert settings.detectors.error == ModelDetectorConfig()
     assert settings.detectors.prediction.warning is False
     assert (settings.fallback.kind, settings.fallback.warmup_labels) == ("baseline", 50)
     assert settings.kafka.topics.alerts == "drift-alerts"
@@ -138,7 +138,7 @@ def test_settings_round_trip_through_a_mapping() -> None:
         ({"engine": {"batch_size": 1.5}}, r"^engine\.batch_size: must be an integer"),
         ({"guard": {"z_threshold": "high"}}, r"^guard\.z_threshold: must be a number"),
         ({"guard": {"enabled": "yes"}}, r"^guard\.enabled: must be true or false"),
-        ({"model": {"name": 3}}, r"^model\.name: must be a string"),
+        ({"model": {"name": 3}}, r"^model\.name: unknown model '3'"),
         ({"model": {"params": [1]}}, r"^model\.params: must be a table"),
         ({"detectors": {"error": 5}}, r"^detectors\.error: must be a table"),
         ({"policy": {"act_on": 5}}, r"^policy\.act_on: must be a list"),
