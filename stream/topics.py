@@ -38,12 +38,15 @@ class TopicSpec:
     config: dict[str, str] = field(default_factory=dict)
 
 
-def client_options(settings: Settings) -> dict[str, Any]:
-    """kafka-python connection options: bootstrap servers, then ``kafka.client`` (security...);
-    Java-style dotted names (``security.protocol``) are accepted as ``security_protocol``."""
+def client_options(settings: Settings, kind: str = "consumer") -> dict[str, Any]:
+    """kafka-python connection options for a ``kind`` of client (consumer, producer, admin):
+    bootstrap servers, then the ``kafka.client`` settings that kind accepts (one filter for the
+    whole project: :func:`stream.kafka_clients.client_options`)."""
+    from stream import kafka_clients
+
     return {
         "bootstrap_servers": settings.kafka.bootstrap.split(","),
-        **normalized_client(settings.kafka.client),
+        **kafka_clients.client_options(settings, kind),
     }
 
 
@@ -86,7 +89,7 @@ def ensure_topics(settings: Settings, *, timeout_s: float = 30.0) -> list[str]:
         admin = KafkaAdminClient(
             client_id=f"{settings.service.app_id}-admin",
             request_timeout_ms=int(timeout_s * 1000),
-            **client_options(settings),
+            **client_options(settings, "admin"),
         )
     except KafkaError as exc:
         raise TopicError(
