@@ -210,16 +210,17 @@ class Engine:
             self._set_task(task, y)
             self.task_reason = f"inferred from {why}"
             return
-        if self.binary is None and self.task == "classification" and not isinstance(y, float):
-            self.binary = isinstance(y, bool)
+        kind = type(y)  # exact types: validation already allowed only bool, int, float, str
+        if self.binary is None and self.task == "classification" and kind is not float:
+            self.binary = kind is bool
         if self.task == "regression":
-            if isinstance(y, bool | str):
+            if kind is bool or kind is str:
                 raise InvalidRecord("bad_label", f"regression needs a numeric label, got {y!r}")
-        elif isinstance(y, float):
+        elif kind is float:
             raise InvalidRecord(
                 "bad_label", f"classification needs a boolean, string or integer label, got {y!r}"
             )
-        elif self.binary and not isinstance(y, bool):
+        elif self.binary and kind is not bool:
             raise InvalidRecord("bad_label", f"this model was built for boolean labels, got {y!r}")
 
     def _slot(self, key: Any) -> ModelSlot | None:

@@ -171,7 +171,7 @@ def validate_event(obj: Any, max_abs: float = DEFAULT_MAX_ABS) -> dict[str, Any]
     return {
         "id": event_id,
         "key": key,
-        "ts": None if ts is None else parse_timestamp(ts),
+        "ts": ts if type(ts) is int and 0 <= ts <= MAX_TS_MS else parse_timestamp(ts),
         "x": validate_features(x, max_abs),
         "y": None if y is None else y if type(y) is bool else check_label(y),
     }
