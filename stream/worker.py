@@ -34,7 +34,7 @@ from typing import Any
 import orjson
 
 from learners.engine import Engine
-from learners.snapshot import SnapshotError, read_header
+from learners.snapshot import SnapshotError, read_header, verify
 from stream.metrics import WorkerMetrics
 from stream.settings import Settings
 from stream.topics import SNAPSHOT_MAX_BYTES, client_options
@@ -56,6 +56,12 @@ SNAPSHOT_CANDIDATES = 8
 Headers = list[tuple[str, bytes]]
 #: ``send(topic, key, value, headers)``: hand a record to the producer, return its delivery future.
 SendFunction = Callable[[str, bytes | None, bytes, Headers | None], Awaitable[Awaitable[Any]]]
+#: ``send_batches(topic, [(key, value), ...])``: hand records over in batches (one per partition
+#: and size limit); return ``[(delivery future, the (key, value) pairs in that batch), ...]``.
+BatchSendFunction = Callable[
+    [str, list[tuple[bytes | None, bytes]]],
+    Awaitable[list[tuple[Awaitable[Any], list[tuple[bytes | None, bytes]]]]],
+]
 
 
 def _default(value: Any) -> Any:
@@ -95,10 +101,15 @@ class OutputTooLarge(Exception):
 class Publisher:
     """Sends output records and makes sure they arrive.
 
-    :meth:`send` returns once the producer has the record; :meth:`flush` once every record sent so
-    far is acknowledged. A failed hand-over or delivery is retried with backoff, for as long as it
-    takes (a broker outage stalls the worker rather than losing or reordering the snapshot
-    guarantee); a record that is too large is reported and dropped.
+    :meth:`send` and :meth:`send_many` return once the producer has the records; :meth:`flush`
+    once every record sent so far is acknowledged. A failed hand-over or delivery is retried with
+    backoff, for as long as it takes (a broker outage stalls the worker rather than losing or
+    reordering the snapshot guarantee); a record that is too large is reported and dropped.
+
+    :meth:`send_many` hands records over a batch at a time (``send_batches``): a few µs per record
+    instead of ~20 for the producer's ``send``, which made publishing a quarter of the worker's
+    time. A batch that fails is sent again record by record, so that a record too large for the
+    broker is dropped alone.
     """
 
     def __init__(
@@ -106,41 +117,75 @@ class Publisher:
         send: SendFunction,
         metrics: WorkerMetrics,
         is_too_large: Callable[[BaseException], bool],
+        send_batches: BatchSendFunction | None = None,
     ) -> None:
         self._send = send
+        self._send_batches = send_batches
         self._metrics = metrics
         self._is_too_large = is_too_large
-        self._inflight: deque[tuple[Any, tuple[str, bytes | None, bytes, Headers | None]]] = deque()
+        # (delivery future, topic, [(key, value, headers), ...] in the request behind it)
+        self._inflight: deque[tuple[Any, str, list[tuple[bytes | None, bytes, Headers | None]]]]
+        self._inflight = deque()
 
     async def send(
         self, topic: str, key: bytes | None, value: bytes, headers: Headers | None = None
     ) -> None:
-        await self._hand_over((topic, key, value, headers))
+        """Hand one record over; raises :class:`OutputTooLarge` if the producer refuses it."""
+        await self._hand_over(topic, key, value, headers)
+        await self._reap(block=False)
+
+    async def send_many(self, topic: str, records: list[tuple[bytes | None, bytes]]) -> None:
+        """Hand records of one topic over (no headers); one too large is logged and dropped."""
+        if self._send_batches is None or len(records) < 2:
+            for key, value in records:
+                await self._send_or_drop(topic, key, value, None)
+        else:
+            try:
+                batches = await self._send_batches(topic, records)
+            except Exception as exc:
+                # Handing over failed (no metadata: broker gone?); records of batches already
+                # handed over are sent twice. Record by record, with retries, instead.
+                log.warning("cannot send a batch to %s (%r); sending record by record", topic, exc)
+                for key, value in records:
+                    await self._send_or_drop(topic, key, value, None)
+            else:
+                for future, batch in batches:
+                    self._inflight.append((future, topic, [(k, v, None) for k, v in batch]))
         await self._reap(block=False)
 
     async def flush(self) -> None:
         await self._reap(block=True)
 
-    async def _hand_over(self, args: tuple[str, bytes | None, bytes, Headers | None]) -> None:
+    async def _send_or_drop(
+        self, topic: str, key: bytes | None, value: bytes, headers: Headers | None
+    ) -> None:
+        try:
+            await self._hand_over(topic, key, value, headers)
+        except OutputTooLarge as exc:
+            log.error("an output record was dropped: %s", exc)
+
+    async def _hand_over(
+        self, topic: str, key: bytes | None, value: bytes, headers: Headers | None
+    ) -> None:
         delay = RETRY_BACKOFF_S[0]
         while True:
             try:
-                future = await self._send(*args)
+                future = await self._send(topic, key, value, headers)
             except Exception as exc:
                 if self._is_too_large(exc):
-                    raise OutputTooLarge(f"{args[0]}: {len(args[2])} bytes: {exc}") from exc
-                self._metrics.send_retries.labels(args[0]).inc()
-                log.warning("cannot send to %s (%r); retrying in %.1f s", args[0], exc, delay)
+                    raise OutputTooLarge(f"{topic}: {len(value)} bytes: {exc}") from exc
+                self._metrics.send_retries.labels(topic).inc()
+                log.warning("cannot send to %s (%r); retrying in %.1f s", topic, exc, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, RETRY_BACKOFF_S[1])
                 continue
-            self._inflight.append((future, args))
+            self._inflight.append((future, topic, [(key, value, headers)]))
             return
 
     async def _reap(self, *, block: bool) -> None:
         inflight = self._inflight
         while inflight:
-            future, args = inflight[0]
+            future, topic, records = inflight[0]
             if not future.done():
                 if not block:
                     return
@@ -149,13 +194,23 @@ class Publisher:
             error = None if future.cancelled() else future.exception()
             if error is None and not future.cancelled():
                 continue
-            if error is not None and self._is_too_large(error):
-                log.error("dropped a %d-byte record for %s: %r", len(args[2]), args[0], error)
+            if error is not None and self._is_too_large(error) and len(records) == 1:
+                size = len(records[0][1])
+                log.error("dropped a %d-byte record for %s: %r", size, topic, error)
                 continue
-            self._metrics.send_retries.labels(args[0]).inc()
-            log.warning("delivery to %s failed (%r); sending it again", args[0], error)
+            self._metrics.send_retries.labels(topic).inc(len(records))
+            log.warning(
+                "delivery of %d record(s) to %s failed (%r); sending again",
+                len(records),
+                topic,
+                error,
+            )
             await asyncio.sleep(RETRY_BACKOFF_S[0])
-            await self._hand_over(args)
+            if len(records) == 1:
+                await self._hand_over(topic, *records[0])
+            else:  # one by one: a record too large for the broker is then dropped alone
+                for key, value, headers in records:
+                    await self._send_or_drop(topic, key, value, headers)
 
 
 # --------------------------------------------------------------------------- recovery
@@ -186,7 +241,7 @@ def restore_newest(
 
     >>> from stream.settings import load_settings
     >>> settings, key = load_settings(environ={}), b"k" * 32
-    >>> ours = Engine(settings, partition=0, snapshot_key=key)
+    >>> ours = Engine(settings, partition=0, snapshot_key=key, owner="driftline")
     >>> ours.process(b'{"id": 1, "x": {"a": 1.0}, "y": true}', offset=0)
     >>> theirs = Engine(settings, partition=0, snapshot_key=b"not our key, but long enough")
     >>> theirs.process(b'{"id": 9, "x": {"a": 2.0}, "y": true}', offset=99)
@@ -209,7 +264,8 @@ def restore_newest(
         if newer_than is not None and rank <= newer_than:
             return None
         try:
-            return Engine.restore(blob, key, config, partition=partition), offset
+            owner = config.service.app_id
+            return Engine.restore(blob, key, config, partition=partition, owner=owner), offset
         except SnapshotError as exc:
             refuse(offset, str(exc))
     return None
@@ -218,6 +274,7 @@ def restore_newest(
 def read_snapshots(
     settings: Settings,
     partitions: Iterable[int],
+    key: bytes | None = None,
     timeout_s: float = SNAPSHOT_READ_TIMEOUT_S,
     keep: int = SNAPSHOT_CANDIDATES,
 ) -> dict[int, list[tuple[int, bytes]]]:
@@ -265,7 +322,12 @@ def read_snapshots(
                         if p is None or record.value is None:  # another app, or a tombstone
                             continue
                         try:
-                            rank = _rank(read_header(record.value))
+                            # Ranked by the VERIFIED header (an HMAC, nothing unpickled): forged
+                            # records claiming a huge watermark cannot crowd the valid ones out
+                            # of the bounded candidates.
+                            rank = _rank(
+                                verify(record.value, key) if key else read_header(record.value)
+                            )
                         except SnapshotError:
                             rank = (-2, -2)  # kept (if there is room) to be refused loudly
                         heapq.heappush(best[p], (rank, record.offset, record.value))
@@ -312,6 +374,7 @@ class Worker:
         self._assigning: set[int] = set()
         self._ready = asyncio.Event()
         self._ready.set()
+        self._observers: dict[str, Callable[[float], None]] = {}
 
     async def _until_ready(self, records: Sequence[Record]) -> None:
         # Records fetched before the seek to the watermark are safe to process once the engine
@@ -348,8 +411,7 @@ class Worker:
                         now_ms,
                     )
                 else:
-                    for r in recs:
-                        self._run(p, r.offset, "event", engine.process, r.value, r.offset, now_ms)
+                    self._run_events(p, engine, recs, now_ms)
                 stamps = [r.timestamp_ms for r in recs if r.timestamp_ms is not None]
                 if stamps:
                     self._last_event_ts[p] = max(self._last_event_ts.get(p, stamps[0]), *stamps)
@@ -434,9 +496,31 @@ class Worker:
         try:
             call(*args)
         except Exception:
-            self.metrics.errors.labels(kind).inc()
-            log.exception("partition %d: processing the %s at offset %d", p, kind, offset)
-        self.metrics.latency.labels(kind).observe(time.perf_counter() - started)
+            self._processing_error(p, kind, offset)
+        self._observe(kind)(time.perf_counter() - started)
+
+    def _run_events(self, p: int, engine: Engine, records: list[Record], now_ms: float) -> None:
+        # _run, inlined for the per-record hot path: one call less and no label lookup per event.
+        process, observe, clock = engine.process, self._observe("event"), time.perf_counter
+        for r in records:
+            started = clock()
+            try:
+                process(r.value, r.offset, now_ms)
+            except Exception:
+                self._processing_error(p, "event", r.offset)
+            observe(clock() - started)
+
+    def _processing_error(self, p: int, kind: str, offset: int) -> None:
+        self.metrics.errors.labels(kind).inc()
+        log.exception("partition %d: processing the %s at offset %d", p, kind, offset)
+
+    def _observe(self, kind: str) -> Callable[[float], None]:
+        # The histogram child of a kind, looked up once (labels() costs about as much as
+        # observe()); created on first use, as before, so /metrics shows only kinds seen.
+        observe = self._observers.get(kind)
+        if observe is None:
+            observe = self._observers[kind] = self.metrics.latency.labels(kind).observe
+        return observe
 
     def _warn_unowned(self, topic: str, p: int) -> None:
         # Records of a partition revoked while they were in flight: its new owner replays them.
@@ -448,27 +532,35 @@ class Worker:
 
     async def _publish(self, p: int, engine: Engine, reason: str) -> None:
         out = engine.outputs.drain()
-        send = self.publisher.send
+        send_many = self.publisher.send_many
         topics = self.topics
         partition_key = str(p).encode()
+        for record in out.alerts:
+            log.info(
+                "partition %d: %s %s on %s (%s), action: %s",
+                p,
+                record.get("detector"),
+                record.get("kind"),
+                record.get("signal"),
+                record.get("index"),
+                record.get("action"),
+            )
         try:
-            for record in out.predictions:
-                key = record["key"] if record["key"] is not None else record["id"]
-                await send(topics.predictions, str(key).encode(), encode(record))
-            for record in out.alerts:
-                log.info(
-                    "partition %d: %s %s on %s (%s), action: %s",
-                    p,
-                    record.get("detector"),
-                    record.get("kind"),
-                    record.get("signal"),
-                    record.get("index"),
-                    record.get("action"),
+            if out.predictions:
+                await send_many(
+                    topics.predictions,
+                    [
+                        (str(r["id"] if r["key"] is None else r["key"]).encode(), encode(r))
+                        for r in out.predictions
+                    ],
                 )
-                await send(topics.alerts, partition_key, encode(record))
-            for record in out.dead_letters:
-                await send(topics.dead_letter, partition_key, encode(record))
-        except OutputTooLarge as exc:
+            if out.alerts:
+                await send_many(topics.alerts, [(partition_key, encode(r)) for r in out.alerts])
+            if out.dead_letters:
+                await send_many(
+                    topics.dead_letter, [(partition_key, encode(r)) for r in out.dead_letters]
+                )
+        except OutputTooLarge as exc:  # (a record sent again after a failed delivery)
             log.error("partition %d: an output record was dropped: %s", p, exc)
         for snap in out.snapshots:
             await self._publish_snapshot(p, snap, reason)
@@ -531,7 +623,9 @@ class Worker:
         if self._published.get(p) == (engine.watermark, engine.label_watermark):
             return  # nothing new since the last one
         started = time.perf_counter()
-        engine.snapshot()
+        # checkpoint(), not snapshot(): an off-schedule snapshot must not move the rollback
+        # target, or the next owner would predict differently from an uninterrupted run.
+        engine.checkpoint()
         self.metrics.snapshot_seconds.labels("take").observe(time.perf_counter() - started)
         await self._publish(p, engine, reason)
 
@@ -633,7 +727,8 @@ class Worker:
             key,
             self.topics.events,
         )
-        return Engine(self.settings, partition=p, snapshot_key=self.key)
+        owner = self.settings.service.app_id
+        return Engine(self.settings, partition=p, snapshot_key=self.key, owner=owner)
 
     async def shutdown(self) -> None:
         """Final snapshots of every owned partition (clean shutdown), then flush."""

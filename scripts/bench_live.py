@@ -1,0 +1,730 @@
+#!/usr/bin/env python
+"""The live worker on a real broker against a raw aiokafka loop: throughput, latency, memory.
+
+    scripts/kafka-local start                        # a local broker (prints its address)
+    .venv/bin/python scripts/bench_live.py --bootstrap 127.0.0.1:9092
+    .venv/bin/python scripts/bench_live.py --quick   # smaller, for a smoke test (~2 min)
+
+Nothing is started for you but the processes measured: the broker must be running already.
+
+* **Throughput.** ``--events`` seeded ``sea-abrupt`` events are produced once to a one-partition
+  topic; then, ``--repeats`` times and interleaved so that machine noise hits every case alike:
+  (a) a raw aiokafka loop in a subprocess (consume, orjson-decode, orjson-encode a small output,
+  produce it; the worker's producer settings: acks=all, 5 ms linger, 256 KB batches, no wait
+  per record), (b) ``python -m stream serve`` with a logistic regression (``model.name = linear``,
+  every other setting at its default: detectors, guard, snapshots every 10,000 events), per
+  record and with ``engine.batch_size = --batch-size``. Each reads the topic from its start.
+  Events/s = events / (last output's log-append time - first output's); medians are quoted.
+* **Latency.** A fresh per-record worker gets events at a fixed rate (half the per-record
+  worker's median throughput, or ``--latency-rate``) for ``--latency-seconds`` after a warm-up.
+  Latency = the prediction's log-append time on the broker - the moment the event was handed to
+  the producer (wall clock; log-append times have millisecond resolution).
+* **Memory.** A per-record worker processes ``--long`` events; its resident set size
+  (``/proc/<pid>/status`` VmRSS) is sampled as it goes.
+
+Every run gets its own topics and consumer group (deleted at the end), every subprocess is killed
+in ``finally`` and every wait has a deadline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import os
+import shlex
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO_DIR = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_DIR))
+
+import orjson  # noqa: E402
+
+SNAPSHOT_KEY = "bench-live-snapshot-key-0123456789"
+DATASET = "sea-abrupt"
+START_TIMEOUT_S = 90.0
+STOP_TIMEOUT_S = 30.0
+#: Slowest rate we wait for before calling a run stuck (events/s), on top of the start timeout.
+MIN_RATE = 500.0
+LATENCY_WARMUP_S = 5.0
+#: The latency generator hands over what is due every this often (one batch each time).
+PACE_S = 0.005
+RSS_SAMPLE_S = 0.5
+
+
+class BenchError(Exception):
+    """A run that failed: printed as one line (plus the worker's log tail), exit status 1."""
+
+
+# --------------------------------------------------------------------------- broker and topics
+
+
+def broker_answers(bootstrap: str, timeout_s: float = 3.0) -> bool:
+    for address in bootstrap.split(","):
+        host, _, port = address.strip().rpartition(":")
+        try:
+            socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
+            return True
+        except (OSError, ValueError):
+            continue
+    return False
+
+
+@dataclass
+class Topics:
+    """Names made by this run; :meth:`delete` removes them all."""
+
+    bootstrap: str
+    uid: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
+    made: list[str] = field(default_factory=list)
+
+    def name(self, what: str) -> str:
+        return f"bench-{self.uid}-{what}"
+
+    def create(self, names: list[str], config: dict[str, dict[str, str]] | None = None) -> None:
+        from kafka import KafkaAdminClient
+        from kafka.admin import NewTopic
+
+        config = config or {}
+        self.made += names  # (before: a failure half-way must not leave any behind)
+        admin = KafkaAdminClient(bootstrap_servers=self.bootstrap, client_id="bench-live")
+        try:
+            admin.create_topics(
+                [NewTopic(n, 1, 1, topic_configs=config.get(n, {})) for n in names],
+                timeout_ms=30_000,
+            )
+        finally:
+            admin.close()
+
+    def delete(self) -> None:
+        if not self.made:
+            return
+        from kafka import KafkaAdminClient
+
+        admin = KafkaAdminClient(bootstrap_servers=self.bootstrap, client_id="bench-live")
+        try:
+            admin.delete_topics(self.made, timeout_ms=30_000)
+            self.made = []
+        except Exception as exc:  # leave the run's result alone: say what is left behind
+            print(f"(could not delete topics {', '.join(self.made)}: {exc!r})", file=sys.stderr)
+        finally:
+            admin.close()
+
+
+#: Outputs stamped by the broker: their timestamps are when they were appended to the log.
+LOG_APPEND = {"message.timestamp.type": "LogAppendTime"}
+
+
+def end_offset(consumer: Any, topic: str) -> int:
+    from kafka import TopicPartition
+
+    tp = TopicPartition(topic, 0)
+    return int(consumer.end_offsets([tp])[tp])
+
+
+def read_topic(bootstrap: str, topic: str, timeout_s: float = 120.0) -> list[Any]:
+    """Every record of partition 0 of ``topic``, from its start to its end now."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        max_partition_fetch_bytes=8 * 1024 * 1024,
+    )
+    try:
+        tp = TopicPartition(topic, 0)
+        consumer.assign([tp])
+        consumer.seek_to_beginning(tp)
+        end = consumer.end_offsets([tp])[tp]
+        records: list[Any] = []
+        deadline = time.monotonic() + timeout_s
+        while consumer.position(tp) < end:
+            if time.monotonic() > deadline:
+                raise BenchError(f"could not read {topic} to its end within {timeout_s:.0f} s")
+            for batch in consumer.poll(timeout_ms=200, max_records=100_000).values():
+                records.extend(batch)
+        return records
+    finally:
+        consumer.close()
+
+
+def first_and_last(bootstrap: str, topic: str) -> tuple[int, int, int]:
+    """(record count, first and last record's timestamp in ms) of partition 0 of ``topic``."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+    try:
+        tp = TopicPartition(topic, 0)
+        consumer.assign([tp])
+        end = consumer.end_offsets([tp])[tp]
+        stamps = []
+        for offset in (0, end - 1):
+            consumer.seek(tp, offset)
+            deadline = time.monotonic() + 30
+            while True:
+                if time.monotonic() > deadline:
+                    raise BenchError(f"no record at {topic} offset {offset} within 30 s")
+                records = consumer.poll(timeout_ms=200, max_records=1).get(tp)
+                if records:
+                    if records[0].timestamp_type != 1:
+                        raise BenchError(f"{topic} is not stamped with log-append times")
+                    stamps.append(records[0].timestamp)
+                    break
+        return end, stamps[0], stamps[1]
+    finally:
+        consumer.close()
+
+
+# --------------------------------------------------------------------------- producing events
+
+
+def encoded_events(count: int) -> list[tuple[bytes, bytes]]:
+    from stream.datasets import get_dataset
+
+    return [
+        (str(e["id"]).encode(), orjson.dumps(e)) for e in get_dataset(DATASET).events(limit=count)
+    ]
+
+
+async def produce_all(bootstrap: str, topic: str, records: list[tuple[bytes, bytes]]) -> None:
+    """As fast as the broker takes them (large batches); raises if any is not acknowledged."""
+    from aiokafka import AIOKafkaProducer
+
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, acks=1, linger_ms=20, max_batch_size=512 * 1024
+    )
+    await producer.start()
+    try:
+        futures = [
+            await producer.send(topic, value, key=key, partition=0) for key, value in records
+        ]
+        await producer.flush()
+        for future in futures:
+            future.result()  # raises the delivery error, if any
+    finally:
+        await producer.stop()
+
+
+async def produce_paced(
+    bootstrap: str,
+    topic: str,
+    records: list[tuple[bytes, bytes]],
+    rate: float,
+    warm: int,
+) -> list[tuple[int, float]]:
+    """Send ``records`` at ``rate`` events/s; return ``(offset, wall time handed to the producer)``
+    of each one after the first ``warm``.
+
+    Every PACE_S the records due by then go out in one batch (pre-encoded, linger 0, acks=1):
+    the generator costs little CPU and adds as little delay of its own as it can.
+    """
+    from aiokafka import AIOKafkaProducer
+
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks=1, linger_ms=0)
+    await producer.start()
+    batches: list[tuple[asyncio.Future[Any], float, int]] = []  # (future, handed over, count)
+    try:
+        started = time.monotonic()
+        total, done = len(records), 0
+        while done < total:
+            due = min(total, int((time.monotonic() - started) * rate) + 1)
+            if due > done:
+                batch = producer.create_batch()
+                for key, value in records[done:due]:
+                    if batch.append(key=key, value=value, timestamp=None) is None:
+                        break  # full: the rest goes in the next one
+                count = batch.record_count()
+                batch.close()
+                at = time.time()
+                batches.append((await producer.send_batch(batch, topic, partition=0), at, count))
+                done += count
+            await asyncio.sleep(PACE_S)
+        await producer.flush()
+        stamped = []
+        for future, at, count in batches:
+            base = future.result().offset
+            stamped += [(base + i, at) for i in range(count)]
+        return stamped[warm:]
+    finally:
+        await producer.stop()
+
+
+def cycle_events(count: int) -> Iterator[tuple[bytes, bytes]]:
+    """Seeded events with ever-increasing ids (the dataset repeated with fresh seeds)."""
+    from stream.datasets import get_dataset
+
+    dataset = get_dataset(DATASET)
+    next_id = 0
+    seed = 42
+    while True:
+        for event in dataset.events(limit=count, seed=seed):
+            event["id"] = next_id
+            yield str(next_id).encode(), orjson.dumps(event)
+            next_id += 1
+        seed += 1
+
+
+# --------------------------------------------------------------------------- the processes
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def rss_mib(pid: int) -> float | None:
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
+@dataclass
+class Process:
+    """A measured subprocess with its log file."""
+
+    proc: subprocess.Popen[bytes]
+    log: Path
+    web_port: int | None = None
+
+    def tail(self, chars: int = 3000) -> str:
+        try:
+            return self.log.read_text(errors="replace")[-chars:]
+        except OSError:
+            return ""
+
+    def check_alive(self, what: str) -> None:
+        if self.proc.poll() is not None:
+            raise BenchError(
+                f"{what} exited ({self.proc.returncode}) early; end of {self.log}:\n{self.tail()}"
+            )
+
+    def stop(self) -> None:
+        """SIGINT (a worker takes its final snapshot), SIGKILL if it does not exit in time."""
+        if self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            self.proc.wait(timeout=STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+
+@contextmanager
+def started(
+    argv: list[str], env: dict[str, str], log: Path, web_port: int | None = None
+) -> Iterator[Process]:
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            argv,
+            cwd=REPO_DIR,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    process = Process(proc, log, web_port)
+    try:
+        yield process
+    finally:
+        process.kill()
+
+
+def worker_topics(topics: Topics, run: str, events_topic: str) -> dict[str, str]:
+    names = {
+        what: topics.name(f"{run}-{what}")
+        for what in ("labels", "predictions", "alerts", "snapshots", "dead-letter")
+    }
+    return {"events": events_topic, **names}
+
+
+def start_worker(
+    bootstrap: str, topics: Topics, names: dict[str, str], batch_size: int, work_dir: Path, run: str
+) -> Any:
+    """``python -m stream serve`` on ``names`` (topics made here: predictions log-append time)."""
+    from stream.settings import load_settings
+    from stream.topics import topic_specs
+
+    web, metrics = free_port(), free_port()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("DRIFTLINE_")},
+        "DRIFTLINE_BOOTSTRAP": bootstrap,
+        "DRIFTLINE_SNAPSHOT_KEY": SNAPSHOT_KEY,
+        "DRIFTLINE_SERVICE__APP_ID": topics.name(run),
+        "DRIFTLINE_SERVICE__DATA_DIR": str(work_dir / f"{run}-data"),
+        "DRIFTLINE_SERVICE__WEB_PORT": str(web),
+        "DRIFTLINE_SERVICE__METRICS_PORT": str(metrics),
+        "DRIFTLINE_KAFKA__PARTITIONS": "1",
+        "DRIFTLINE_MODEL__NAME": "linear",
+        "DRIFTLINE_ENGINE__BATCH_SIZE": str(batch_size),
+        **{f"DRIFTLINE_KAFKA__TOPICS__{k.upper().replace('-', '_')}": v for k, v in names.items()},
+        "PYTHONUNBUFFERED": "1",
+    }
+    settings = load_settings(environ=env)
+    specs = [s for s in topic_specs(settings) if s.name != names["events"]]
+    topics.create(
+        [s.name for s in specs],
+        {
+            s.name: {**s.config, **(LOG_APPEND if s.name == names["predictions"] else {})}
+            for s in specs
+        },
+    )
+    return started(
+        [sys.executable, "-m", "stream", "serve", "--loglevel", "warning"],
+        env,
+        work_dir / f"{run}.log",
+        web,
+    )
+
+
+def wait_for_outputs(
+    bootstrap: str,
+    topic: str,
+    count: int,
+    process: Process,
+    what: str,
+    on_sample: Callable[[int], None] | None = None,
+) -> None:
+    """Until ``topic`` holds ``count`` records (the process must stay up meanwhile)."""
+    from kafka import KafkaConsumer
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+    allowed = START_TIMEOUT_S + count / MIN_RATE
+    deadline = time.monotonic() + allowed
+    try:
+        while True:
+            done = end_offset(consumer, topic)
+            if on_sample is not None:
+                on_sample(done)
+            if done >= count:
+                return
+            process.check_alive(what)
+            if time.monotonic() > deadline:
+                raise BenchError(
+                    f"{what}: {done} of {count} outputs after {allowed:.0f} s; end of "
+                    f"{process.log}:\n{process.tail()}"
+                )
+            time.sleep(RSS_SAMPLE_S if on_sample else 0.2)
+    finally:
+        consumer.close()
+
+
+def wait_assigned(process: Process, timeout_s: float = START_TIMEOUT_S) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        process.check_alive("the worker")
+        try:
+            url = f"http://127.0.0.1:{process.web_port}/health"
+            with urllib.request.urlopen(url, timeout=2) as answer:
+                if orjson.loads(answer.read())["assigned"] == [0]:
+                    return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise BenchError(f"the worker did not own partition 0 within {timeout_s:.0f} s")
+        time.sleep(0.2)
+
+
+# --------------------------------------------------------------------------- the measurements
+
+
+def rate_of(bootstrap: str, topic: str, count: int) -> float:
+    total, first, last = first_and_last(bootstrap, topic)
+    if total != count:
+        raise BenchError(f"{topic}: {total} outputs for {count} events")
+    return count / max(last - first, 1) * 1000
+
+
+def raw_run(
+    bootstrap: str, topics: Topics, source: str, count: int, work_dir: Path, n: int
+) -> float:
+    out = topics.name(f"raw{n}-out")
+    topics.create([out], {out: LOG_APPEND})
+    argv = [sys.executable, str(Path(__file__).resolve()), "--raw-child"]
+    argv += ["--bootstrap", bootstrap, "--child-topics", source, out, "--events", str(count)]
+    with started(argv, dict(os.environ), work_dir / f"raw{n}.log") as process:
+        wait_for_outputs(bootstrap, out, count, process, "the raw loop")
+        process.proc.wait(timeout=STOP_TIMEOUT_S)
+    return rate_of(bootstrap, out, count)
+
+
+def worker_run(
+    bootstrap: str, topics: Topics, source: str, count: int, batch: int, work_dir: Path, run: str
+) -> float:
+    names = worker_topics(topics, run, source)
+    with start_worker(bootstrap, topics, names, batch, work_dir, run) as process:
+        wait_for_outputs(bootstrap, names["predictions"], count, process, "the worker")
+        process.stop()
+    return rate_of(bootstrap, names["predictions"], count)
+
+
+def latency_run(
+    bootstrap: str, topics: Topics, rate: float, seconds: float, work_dir: Path
+) -> dict[str, float]:
+    source = topics.name("latency-events")
+    topics.create([source])
+    warm = int(rate * LATENCY_WARMUP_S)
+    records = list(itertools.islice(cycle_events(50_000), warm + int(rate * seconds)))
+    names = worker_topics(topics, "latency", source)
+    with start_worker(bootstrap, topics, names, 1, work_dir, "latency") as process:
+        wait_assigned(process)
+        # The warm-up is not measured: the model, detectors and connections get going.
+        sent = asyncio.run(produce_paced(bootstrap, source, records, rate, warm))
+        wait_for_outputs(bootstrap, names["predictions"], len(records), process, "the worker")
+        process.stop()
+    appended = {}
+    for record in read_topic(bootstrap, names["predictions"]):
+        appended[orjson.loads(record.value)["offset"]] = record.timestamp
+    latencies = sorted(appended[offset] - at * 1000 for offset, at in sent)
+    return {
+        "count": len(latencies),
+        "p50": percentile(latencies, 50),
+        "p99": percentile(latencies, 99),
+        "max": latencies[-1],
+    }
+
+
+def percentile(ordered: list[float], q: float) -> float:
+    index = min(len(ordered) - 1, max(0, round(q / 100 * len(ordered)) - 1))
+    return ordered[index]
+
+
+def memory_run(bootstrap: str, topics: Topics, count: int, work_dir: Path) -> dict[str, Any]:
+    source = topics.name("long-events")
+    topics.create([source])
+    asyncio.run(produce_all(bootstrap, source, list(itertools.islice(cycle_events(50_000), count))))
+    names = worker_topics(topics, "long", source)
+    samples: list[tuple[int, float]] = []
+    with start_worker(bootstrap, topics, names, 1, work_dir, "long") as process:
+
+        def sample(done: int) -> None:
+            mib = rss_mib(process.proc.pid)
+            if mib is not None and done > 0:
+                samples.append((done, mib))
+
+        wait_for_outputs(bootstrap, names["predictions"], count, process, "the worker", sample)
+        process.stop()
+    if not samples:
+        raise BenchError("no memory sample: the worker produced its outputs too quickly")
+
+    def at(fraction: float) -> float:
+        return next(mib for done, mib in samples if done >= fraction * count)
+
+    return {
+        "rate": rate_of(bootstrap, names["predictions"], count),
+        "at": [(f, at(f)) for f in (0.1, 0.25, 0.5, 0.75, 1.0)],
+        "peak": max(mib for _, mib in samples),
+        "growth": samples[-1][1] - at(0.1),
+    }
+
+
+# --------------------------------------------------------------------------- the raw loop
+
+
+async def raw_loop(bootstrap: str, source: str, out: str, count: int) -> int:
+    """Consume, decode, encode a small output, produce it: what any worker must do at least."""
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+    consumer = AIOKafkaConsumer(
+        source,
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
+    from stream.app import PRODUCER_BATCH_BYTES, PRODUCER_LINGER_S
+
+    # The worker's producer settings (acks=all, linger, batch size).
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap,
+        acks="all",
+        linger_ms=round(PRODUCER_LINGER_S * 1000),
+        max_batch_size=PRODUCER_BATCH_BYTES,
+    )
+    await consumer.start()
+    await producer.start()
+    failed = 0
+
+    def check(future: asyncio.Future[Any]) -> None:
+        nonlocal failed
+        if future.cancelled() or future.exception() is not None:
+            failed += 1
+
+    try:
+        done = 0
+        deadline = time.monotonic() + START_TIMEOUT_S + count / MIN_RATE
+        while done < count:
+            if time.monotonic() > deadline:
+                raise BenchError(f"raw loop: {done} of {count} events before the deadline")
+            batches = await consumer.getmany(timeout_ms=100, max_records=500)
+            for messages in batches.values():
+                for message in messages:
+                    event = orjson.loads(message.value)
+                    value = orjson.dumps(
+                        {
+                            "id": event["id"],
+                            "prediction": event.get("y"),
+                            "partition": message.partition,
+                            "offset": message.offset,
+                        }
+                    )
+                    future = await producer.send(out, value, key=message.key)
+                    future.add_done_callback(check)
+                done += len(messages)
+        await producer.flush()
+        return failed
+    finally:
+        await producer.stop()
+        await consumer.stop()
+
+
+# --------------------------------------------------------------------------- main
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--bootstrap",
+        default=os.environ.get("DRIFTLINE_BOOTSTRAP", "127.0.0.1:9092"),
+        help="a running broker (default $DRIFTLINE_BOOTSTRAP or 127.0.0.1:9092)",
+    )
+    parser.add_argument("--events", type=int, help="events per throughput run (50000)")
+    parser.add_argument("--repeats", type=int, help="throughput runs per case (3)")
+    parser.add_argument("--batch-size", type=int, default=1000, help="micro-batch size (1000)")
+    parser.add_argument("--latency-seconds", type=float, help="measured latency period (30)")
+    parser.add_argument(
+        "--latency-rate", type=float, default=0.0, help="offered events/s (default: half the max)"
+    )
+    parser.add_argument("--long", type=int, help="events of the memory run (300000; 0: skip)")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="defaults for a smoke test: 20k events, 1 repeat, 10 s latency, 60k memory run",
+    )
+    parser.add_argument("--raw-child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--child-topics", nargs=2, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    if args.raw_child:
+        failed = asyncio.run(raw_loop(args.bootstrap, *args.child_topics, args.events))
+        return 1 if failed else 0
+    defaults = (20_000, 1, 10.0, 60_000) if args.quick else (50_000, 3, 30.0, 300_000)
+    for name, default in zip(
+        ("events", "repeats", "latency_seconds", "long"), defaults, strict=True
+    ):
+        if getattr(args, name) is None:
+            setattr(args, name, default)
+    if not broker_answers(args.bootstrap):
+        print(
+            f"bench_live: no Kafka broker answers at {args.bootstrap}. Start one with\n"
+            "    KAFKA_PORT=9092 scripts/kafka-local start      (stop it: scripts/kafka-local stop)\n"
+            "and pass its address as --bootstrap HOST:PORT.",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        return run(args)
+    except BenchError as exc:
+        print(f"bench_live: {exc}", file=sys.stderr)
+        return 1
+
+
+def run(args: argparse.Namespace) -> int:
+    bootstrap = args.bootstrap
+    print(f"command: {shlex.join(['python', 'scripts/bench_live.py', *sys.argv[1:]])}")
+    print(
+        f"{args.events:,} {DATASET} events, 1 partition, logistic regression (model.name=linear, "
+        f"other settings default), {args.repeats} repeat(s), medians; {os.cpu_count()} CPUs, "
+        f"Python {sys.version.split()[0]}, broker {bootstrap}",
+        flush=True,
+    )
+    topics = Topics(bootstrap)
+    rates: dict[str, list[float]] = {}
+    cases = [
+        "(a) raw aiokafka loop",
+        "(b) worker, per record",
+        f"(b) worker, micro-batch {args.batch_size}",
+    ]
+    with tempfile.TemporaryDirectory(prefix="bench-live-") as tmp:
+        work_dir = Path(tmp)
+        try:
+            source = topics.name("events")
+            topics.create([source])
+            asyncio.run(produce_all(bootstrap, source, encoded_events(args.events)))
+            for n in range(args.repeats):
+                results = [
+                    raw_run(bootstrap, topics, source, args.events, work_dir, n),
+                    worker_run(bootstrap, topics, source, args.events, 1, work_dir, f"rec{n}"),
+                    worker_run(
+                        bootstrap, topics, source, args.events, args.batch_size, work_dir, f"mb{n}"
+                    ),
+                ]
+                for case, rate in zip(cases, results, strict=True):
+                    rates.setdefault(case, []).append(rate)
+                print(
+                    f"  repeat {n + 1}: " + ", ".join(f"{r:,.0f}" for r in results) + " events/s",
+                    flush=True,
+                )
+            median = {case: statistics.median(values) for case, values in rates.items()}
+            raw = median[cases[0]]
+            print(f"\n{'case':<34} {'events/s':>9}  {'vs (a)':>6}   runs")
+            for case in cases:
+                runs = " ".join(f"{r:,.0f}" for r in rates[case])
+                print(f"{case:<34} {median[case]:>9,.0f}  {median[case] / raw:>5.2f}x   {runs}")
+            print(f"per-record worker / raw loop: {median[cases[1]] / raw:.2f}x (target >= 0.5x)")
+
+            rate = args.latency_rate or median[cases[1]] / 2
+            if args.latency_seconds > 0:
+                print(
+                    f"\nlatency, per-record worker, {rate:,.0f} events/s offered for "
+                    f"{args.latency_seconds:g} s (after {LATENCY_WARMUP_S:g} s warm-up) ...",
+                    flush=True,
+                )
+                lat = latency_run(bootstrap, topics, rate, args.latency_seconds, work_dir)
+                print(
+                    f"  {lat['count']:,.0f} events: p50 {lat['p50']:.1f} ms, p99 {lat['p99']:.1f} ms, "
+                    f"max {lat['max']:.1f} ms (target p99 < 50 ms)"
+                )
+            if args.long > 0:
+                print(f"\nmemory, per-record worker, {args.long:,} events ...", flush=True)
+                mem = memory_run(bootstrap, topics, args.long, work_dir)
+                points = "  ".join(f"{f:.0%}: {mib:.1f}" for f, mib in mem["at"])
+                print(
+                    f"  RSS MiB  {points}  (peak {mem['peak']:.1f})\n"
+                    f"  growth after the first 10%: {mem['growth']:+.1f} MiB; "
+                    f"{mem['rate']:,.0f} events/s"
+                )
+        finally:
+            topics.delete()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
