@@ -62,6 +62,24 @@ def _non_negative_int(text: str) -> int:
     return value
 
 
+def source_from_args(args: argparse.Namespace) -> Any:
+    """The source named by the arguments of :func:`stream.sources.add_source_arguments`."""
+    from stream.sources import open_source
+
+    try:
+        return open_source(
+            dataset=args.dataset,
+            file=args.file,
+            target=args.target,
+            id_column=args.id_column,
+            time_column=args.time_column,
+            limit=args.limit,
+            seed=args.seed,
+        )
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
 def _settings(args: argparse.Namespace) -> Any:
     from stream.settings import load_settings
 
@@ -169,7 +187,6 @@ def _print_summary(summary: dict[str, Any], out: str | None) -> None:
 
 def cmd_backtest(args: argparse.Namespace) -> int:
     from stream.backtest import run_backtest
-    from stream.sources import open_source
 
     settings = _settings(args)
     if args.batch_size:
@@ -178,18 +195,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         settings = dataclasses.replace(
             settings, engine=dataclasses.replace(settings.engine, batch_size=args.batch_size)
         )
-    try:
-        source = open_source(
-            dataset=args.dataset,
-            file=args.file,
-            target=args.target,
-            id_column=args.id_column,
-            time_column=args.time_column,
-            limit=args.limit,
-            seed=args.seed,
-        )
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
+    source = source_from_args(args)
     if args.true_drifts is not None:
         source.true_drifts = args.true_drifts
     summary = run_backtest(

@@ -220,22 +220,10 @@ def send_all(
 
 @reports_kafka_errors
 def cmd_produce(args: argparse.Namespace) -> int:
-    from stream.cli import UsageError
-    from stream.sources import open_source
+    from stream.cli import source_from_args
 
     settings = settings_from_args(args)
-    try:
-        source = open_source(
-            dataset=args.dataset,
-            file=args.file,
-            target=args.target,
-            id_column=args.id_column,
-            time_column=args.time_column,
-            limit=args.limit,
-            seed=args.seed,
-        )
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
+    source = source_from_args(args)
     return send_all(
         settings,
         paced(source.items, args.rate),
