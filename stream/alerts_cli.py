@@ -156,8 +156,7 @@ def cmd_alerts(args: argparse.Namespace) -> int:
 def register(
     sub: argparse._SubParsersAction, commands: dict[str, Callable[[argparse.Namespace], int]]
 ) -> None:
-    from stream.cli import _positive_int
-    from stream.produce import positive_float
+    from stream.cli import positive_float, positive_int
 
     p = sub.add_parser(
         "alerts",
@@ -176,7 +175,7 @@ def register(
         help="start with the oldest alert still on the topic (default: new ones only)",
     )
     p.add_argument("--json", action="store_true", help="print each alert as its raw JSON")
-    p.add_argument("--max", type=_positive_int, metavar="N", help="stop after N alerts")
+    p.add_argument("--max", type=positive_int, metavar="N", help="stop after N alerts")
     p.add_argument(
         "--timeout",
         type=positive_float,

@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections import Counter
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
@@ -42,24 +42,29 @@ def _int_list(text: str) -> list[int]:
         ) from None
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
+N = TypeVar("N", int, float)
 
 
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
-    return value
+def _bounded(
+    convert: Callable[[str], N], accept: Callable[[N], bool], expected: str
+) -> Callable[[str], N]:
+    """An argparse ``type=`` that converts, then checks the range, with one clear message."""
+
+    def parse(text: str) -> N:
+        try:
+            value = convert(text)
+            if accept(value):
+                return value
+        except ValueError:
+            pass
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+
+    return parse
+
+
+positive_int = _bounded(int, lambda v: v >= 1, "a positive integer")
+non_negative_int = _bounded(int, lambda v: v >= 0, "an integer >= 0")
+positive_float = _bounded(float, lambda v: 0 < v < float("inf"), "a positive number")
 
 
 def source_from_args(args: argparse.Namespace) -> Any:
@@ -267,21 +272,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--max-delay",
-        type=_positive_int,
+        type=positive_int,
         default=2500,
         metavar="N",
         help="an alert more than N events after a drift is not its detection (2500)",
     )
     p.add_argument(
         "--label-delay",
-        type=_non_negative_int,
+        type=non_negative_int,
         default=0,
         metavar="N",
         help="labels arrive N events after their event (default 0: inline)",
     )
     p.add_argument(
         "--batch-size",
-        type=_positive_int,
+        type=positive_int,
         metavar="N",
         help="micro-batch size (overrides engine.batch_size)",
     )

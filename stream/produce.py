@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 
-from stream.cli import _non_negative_int
+from stream.cli import non_negative_int, positive_float
 from stream.kafka_clients import (
     BrokerUnreachable,
     add_bootstrap_argument,
@@ -233,16 +233,6 @@ def cmd_produce(args: argparse.Namespace) -> int:
     )
 
 
-def positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return value
-
-
 def register(
     sub: argparse._SubParsersAction, commands: dict[str, Callable[[argparse.Namespace], int]]
 ) -> None:
@@ -269,7 +259,7 @@ def register(
     )
     p.add_argument(
         "--label-delay",
-        type=_non_negative_int,
+        type=non_negative_int,
         default=0,
         metavar="N",
         help="send each label N events after its event (default 0: inline in the event)",

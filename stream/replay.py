@@ -21,13 +21,14 @@ from collections.abc import Callable, Iterable, Iterator
 import orjson
 
 from learners.events import InvalidRecord, parse_timestamp
+from stream.cli import positive_float
 from stream.kafka_clients import (
     add_bootstrap_argument,
     reports_kafka_errors,
     settings_from_args,
     wrap,
 )
-from stream.produce import MAX_SLEEP_S, positive_float, send_all
+from stream.produce import MAX_SLEEP_S, send_all
 
 
 def _time_of(line: bytes, field: str) -> int | None:
@@ -98,7 +99,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 def register(
     sub: argparse._SubParsersAction, commands: dict[str, Callable[[argparse.Namespace], int]]
 ) -> None:
-    from stream.cli import _positive_int
+    from stream.cli import positive_int
 
     p = sub.add_parser(
         "replay",
@@ -128,6 +129,6 @@ def register(
         metavar="NAME",
         help="the field with the event time, epoch ms or ISO-8601 (default ts)",
     )
-    p.add_argument("--limit", type=_positive_int, metavar="N", help="only the first N lines")
+    p.add_argument("--limit", type=positive_int, metavar="N", help="only the first N lines")
     add_bootstrap_argument(p)
     commands["replay"] = cmd_replay

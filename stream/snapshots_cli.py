@@ -276,7 +276,7 @@ def _verify_all(records: list[SnapshotRecord], key: bytes | None, topic: str) ->
 def register(
     sub: argparse._SubParsersAction, commands: dict[str, Callable[[argparse.Namespace], int]]
 ) -> None:
-    from stream.produce import positive_float
+    from stream.cli import positive_float
 
     p = sub.add_parser(
         "snapshots",

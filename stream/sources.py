@@ -30,7 +30,6 @@ class Source:
     items: Iterator[Any]
     total: int | None = None
     true_drifts: list[int] = field(default_factory=list)
-    task: str | None = None
 
 
 def _number_or_text(text: str) -> Any:
@@ -121,7 +120,7 @@ def count_lines(path: str | Path) -> int:
 def add_source_arguments(parser: argparse.ArgumentParser) -> None:
     """``--dataset | --file`` with the CSV options, ``--limit`` and ``--seed``: one definition for
     every command that reads events (``open_source`` takes the same names)."""
-    from stream.cli import _positive_int
+    from stream.cli import positive_int
 
     src = parser.add_mutually_exclusive_group(required=True)
     src.add_argument(
@@ -137,7 +136,7 @@ def add_source_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--time-column", metavar="COLUMN", help="CSV: event time (epoch ms or ISO-8601)"
     )
-    parser.add_argument("--limit", type=_positive_int, metavar="N", help="stop after N events")
+    parser.add_argument("--limit", type=positive_int, metavar="N", help="stop after N events")
     parser.add_argument("--seed", type=int, default=42, help="seed of a built-in dataset (42)")
 
 
@@ -162,7 +161,7 @@ def open_source(
         ds = get_dataset(dataset)
         total = ds.size if limit is None else min(limit, ds.size)
         drifts = [d for d in ds.true_drifts if d < total]
-        return Source(dataset, ds.events(limit=total, seed=seed), total, drifts, ds.task)
+        return Source(dataset, ds.events(limit=total, seed=seed), total, drifts)
     assert file is not None
     path = Path(file)
     if not path.is_file():

@@ -49,7 +49,7 @@ def _events(name: str) -> tuple[dict[str, Any], ...]:
 
 def dataset_source(name: str) -> Source:
     ds = get_dataset(name)
-    return Source(name, iter(_events(name)), ds.size, list(ds.true_drifts), ds.task)
+    return Source(name, iter(_events(name)), ds.size, list(ds.true_drifts))
 
 
 @functools.cache
