@@ -3,18 +3,23 @@
 Each feature's first ``reference_size`` values fix a reference mean and standard deviation; later
 values are fed to the detector as ``z = (v - mean) / std``, clipped to ``[-CLIP, CLIP]`` and mapped
 onto ``[0, 1]``. One detector threshold then fits every feature, whatever its unit, and ADWIN's
-bound (made for values in ``[0, 1]``) holds. After a drift the reference is taken again, so the next
-alert measures a change from the new regime, not the same change twice.
+bound (made for values in ``[0, 1]``) holds. An alarm becomes a drift only when the feature's mean
+moved by at least ``min_effect`` reference standard deviations within the ``ert`` budget
+(:mod:`detectors.effect`); the effect is reported in the feature's own unit. After a drift the
+reference is taken again, so the next alert measures a change from the new regime, not the same
+change twice.
 
 >>> import random
 >>> rng = random.Random(3)
->>> mon = ScaledMonitor("feature:temp", "adwin", {}, reference_size=500)
+>>> mon = ScaledMonitor("feature:temp", "adwin", {}, reference_size=500, min_effect=0.5,
+...                     ert=1_000_000, confirm_events=200)
 >>> values = [rng.gauss(20, 2) for _ in range(3000)] + [rng.gauss(23, 2) for _ in range(3000)]
 >>> alerts = [a for i, v in enumerate(values) if (a := mon.update(v, i))]
->>> [(a["kind"], a["index"]) for a in alerts if a["kind"] == "drift"]
-[('drift', 3091)]
->>> round(alerts[0]["evidence"]["reference_mean"], 1)
-19.9
+>>> [(a["kind"], a["first_index"], a["index"]) for a in alerts if a["kind"] == "drift"]
+[('drift', 3091, 3291)]
+>>> effect = [a for a in alerts if a["kind"] == "drift"][0]["effect"]
+>>> round(effect["before"], 1), round(effect["after"], 1), round(effect["d"], 1)
+(19.9, 23.0, 1.6)
 """
 
 from __future__ import annotations
@@ -41,16 +46,30 @@ class ScaledMonitor:
     ) -> None:
         self.reference_size = max(2, reference_size)
         self.monitor = SignalMonitor(signal, kind, params, **kw)
+        self.monitor.fixed_reference = None
         self._start_reference()
 
     @property
     def alarm_active(self) -> bool:
         return self.monitor.alarm_active
 
+    @property
+    def not_significant(self) -> int:
+        return self.monitor.not_significant
+
+    def confirm_by_test(
+        self, index: int, first_index: int, after_mean: float, after_n: int, test: str
+    ) -> dict[str, Any] | None:
+        if not self._scale:
+            return None  # no reference yet to measure a change against
+        scaled = (after_mean - self._mean) * self._scale + 0.5
+        return self._finish(self.monitor.confirm_by_test(index, first_index, scaled, after_n, test))
+
     def reset(self) -> None:
         """Forget the past, the reference included."""
         self._start_reference()
         self.monitor.reset()
+        self.monitor.fixed_reference = None
 
     def _start_reference(self) -> None:
         self._n = 0
@@ -69,12 +88,23 @@ class ScaledMonitor:
                 std = math.sqrt(self._m2 / (self._n - 1))
                 # A constant reference (std 0) still has to detect a later change.
                 self._scale = 1.0 / (2 * CLIP * (std or 1e-9))
+                # In the scaled space the reference is mean 0.5, std 1 / (2 CLIP).
+                self.monitor.fixed_reference = (0.5, 1.0 / (2 * CLIP), self._n)
             return None
         z = (value - self._mean) * self._scale + 0.5
-        alert = self.monitor.update(0.0 if z < 0.0 else 1.0 if z > 1.0 else z, index)
+        return self._finish(self.monitor.update(0.0 if z < 0.0 else 1.0 if z > 1.0 else z, index))
+
+    def _finish(self, alert: dict[str, Any] | None) -> dict[str, Any] | None:
         if alert is not None:
+            std = 1.0 / (2 * CLIP * self._scale)
             alert["evidence"]["reference_mean"] = self._mean
-            alert["evidence"]["reference_std"] = 1.0 / (2 * CLIP * self._scale)
+            alert["evidence"]["reference_std"] = std
+            effect = alert.get("effect")
+            if effect is not None:
+                # Back to the feature's own unit: a person reads 23.0 degrees, not 0.59.
+                effect["before"] = self._mean
+                effect["after"] = self._mean + (effect["after"] - 0.5) / self._scale
+                effect["reference_std"] = std
             if alert["kind"] == "drift":
                 self.reset()
         return alert
@@ -100,6 +130,10 @@ class FeatureMonitors:
         self.reference_size = reference_size
         self.kw = kw
         self.monitors: dict[str, ScaledMonitor] = {}
+
+    @property
+    def not_significant(self) -> int:
+        return sum(mon.not_significant for mon in self.monitors.values())
 
     def update(self, x: dict[str, Any], index: int) -> list[dict[str, Any]]:
         alerts = []

@@ -2,8 +2,12 @@
 
 It turns River's ``drift_detected`` flags into debounced alerts with evidence:
 
-* ``warning``: the more sensitive detector fired;
-* ``drift``: the drift detector fired and the change goes the watched way;
+* ``warning``: the more sensitive detector fired (no significance check: a warning starts a
+  challenger, it is not a claim that anything changed);
+* ``drift``: the drift detector fired, the change goes the watched way, and over the
+  ``confirm_events`` values after the alarm it is large (``min_effect``) and unlikely under no
+  change (the ``ert`` budget): see :mod:`detectors.effect`. An alarm that fails is dropped and
+  counted in ``not_significant``;
 * ``recovered``: ``recovery_events`` updates passed after a drift with no new alarm.
 
 ``direction="up"`` watches only for increases (an error rate). ADWIN fires on any change of the
@@ -12,15 +16,18 @@ never triggers an action, it only ends an active alarm early as ``recovered``.
 
 >>> import random
 >>> rng = random.Random(1)
->>> mon = SignalMonitor("error", "adwin", {}, direction="up")
+>>> mon = SignalMonitor("error", "adwin", {}, direction="up", binary=True, min_effect=0.2,
+...                     ert=1_000_000, confirm_events=200)
 >>> calm = [float(rng.random() < 0.1) for _ in range(2000)]
 >>> worse = [float(rng.random() < 0.3) for _ in range(2000)]
->>> stream = calm + worse
->>> alerts = [a for i, v in enumerate(stream) if (a := mon.update(v, i))]
+>>> alerts = [a for i, v in enumerate(calm + worse) if (a := mon.update(v, i))]
 >>> [(a["kind"], a["index"]) for a in alerts]
-[('warning', 2047), ('drift', 2143), ('recovered', 3143)]
->>> round(alerts[1]["evidence"]["before"], 2), round(alerts[1]["evidence"]["after"], 2)
-(0.11, 0.25)
+[('warning', 2047), ('drift', 2343), ('recovered', 3343)]
+>>> drift = alerts[1]
+>>> drift["first_index"], round(drift["effect"]["before"], 2), round(drift["effect"]["after"], 2)
+(2143, 0.11, 0.29)
+>>> round(drift["effect"]["d"], 2)
+0.56
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ from typing import Any, Literal
 
 from river import base
 
+from detectors.effect import Reference, z_threshold
 from detectors.registry import build_detector, warning_params
 
 Direction = Literal["up", "down", "both"]
@@ -50,12 +58,23 @@ class SignalMonitor:
         cooldown: int = 200,
         recovery_events: int = 1000,
         recent_window: int = 100,
+        min_effect: float = 0.0,
+        ert: float = 0.0,
+        confirm_events: int = 0,
+        binary: bool = False,
     ) -> None:
         self.signal = signal
         self.kind = kind
         self.direction = direction
         self.cooldown = cooldown
         self.recovery_events = recovery_events
+        self.min_effect = min_effect
+        self.confirm_events = confirm_events
+        self.binary = binary
+        # No budget (ert 0) means no significance test: the effect size alone decides.
+        self.z_min = (
+            z_threshold(ert, max(1, confirm_events), two_sided=direction == "both") if ert else 0.0
+        )
         self._params = dict(params)
         self._warning_params = (
             warning_params(kind, params, warning_overrides or {}) if warning else None
@@ -63,7 +82,11 @@ class SignalMonitor:
         self._recent: deque[float] = deque(maxlen=recent_window)
         self.alarm_active = False
         self.warning_active = False
+        self.not_significant = 0  # alarms of the detector that were too small or too likely
         self._last_alert_at: dict[str, int] = {}
+        #: A fixed reference (mean, std, n) set by the owner (a feature's reference window);
+        #: ``None``: the values seen since the last reset or confirmed drift.
+        self.fixed_reference: tuple[float, float, int] | None = None
         self.reset()
 
     def reset(self) -> None:
@@ -74,30 +97,37 @@ class SignalMonitor:
             if self._warning_params is not None
             else None
         )
-        self._sum = 0.0
-        self._n = 0
+        self.reference = Reference()
         self._recent.clear()
         self._quiet_since_alarm = 0
         self.warning_active = False
         self._since_warning = 0
+        self._candidate: dict[str, Any] | None = None
+
+    # ------------------------------------------------------------------ evidence and effect
+
+    def _reference(self) -> Reference:
+        if self.fixed_reference is None:
+            return self.reference
+        mean, std, n = self.fixed_reference
+        ref = Reference()
+        ref.n, ref.mean, ref.m2 = n, mean, std * std * max(1, n - 1)
+        return ref
 
     def _evidence(self) -> dict[str, float | int]:
+        ref = self._reference()
         recent = len(self._recent)
-        recent_sum = sum(self._recent)
-        older = self._n - recent
-        before = (self._sum - recent_sum) / older if older else float("nan")
         return {
-            "before": before,
-            "after": recent_sum / recent if recent else float("nan"),
-            "n_before": older,
+            "before": ref.mean if ref.n else float("nan"),
+            "after": sum(self._recent) / recent if recent else float("nan"),
+            "n_before": ref.n,
             "n_after": recent,
         }
 
-    def _goes_watched_way(self, evidence: dict[str, float | int]) -> bool:
+    def _goes_watched_way(self, change: float) -> bool:
         if self.direction == "both":
             return True
-        rising = evidence["after"] > evidence["before"]
-        return rising if self.direction == "up" else not rising
+        return change > 0 if self.direction == "up" else change < 0
 
     def _alert(self, kind: str, index: int, evidence: dict[str, Any]) -> dict[str, Any] | None:
         last = self._last_alert_at.get(kind)
@@ -112,23 +142,28 @@ class SignalMonitor:
             "evidence": evidence,
         }
 
+    # ------------------------------------------------------------------ the per-value step
+
     def update(self, value: float, index: int) -> dict[str, Any] | None:
-        self._sum += value
-        self._n += 1
         self._recent.append(value)
         if self.warner is not None:
             self.warner.update(value)
         self.detector.update(value)
+        candidate = self._candidate
+        if candidate is not None:
+            candidate["n"] += 1
+            candidate["sum"] += value
+            candidate["sumsq"] += value * value
+            if candidate["n"] >= self.confirm_events:
+                return self._decide(candidate, index)
+        elif self.fixed_reference is None:
+            self.reference.add(value)
 
-        if self.detector.drift_detected:
+        if self.detector.drift_detected and candidate is None:
             evidence = self._evidence()
-            # Restart the evidence window: the next alarm compares against the new regime.
-            self._sum, self._n = sum(self._recent), len(self._recent)
-            self.warning_active = False
-            if self._goes_watched_way(evidence):
-                self.alarm_active = True
-                self._quiet_since_alarm = 0
-                return self._alert("drift", index, evidence)
+            change = evidence["after"] - evidence["before"]
+            if self._goes_watched_way(change):
+                return self._open_candidate(index, evidence)
             if self.alarm_active:
                 # The watched signal went back the good way: the alarm is over.
                 self.alarm_active = False
@@ -148,8 +183,78 @@ class SignalMonitor:
 
         if self.warner is not None and self.warner.drift_detected and not self.warning_active:
             evidence = self._evidence()
-            if self._goes_watched_way(evidence):
+            if self._goes_watched_way(evidence["after"] - evidence["before"]):
                 self.warning_active = True
                 self._since_warning = 0
                 return self._alert("warning", index, evidence)
         return None
+
+    def _open_candidate(self, index: int, evidence: dict[str, Any]) -> dict[str, Any] | None:
+        candidate = {"first_index": index, "evidence": evidence, "n": 0, "sum": 0.0, "sumsq": 0.0}
+        if self.confirm_events <= 0:
+            return self._decide(candidate, index)
+        self._candidate = candidate
+        if self.warner is not None and not self.alarm_active:
+            # An alarm waiting for confirmation is at least a warning: a challenger can start
+            # learning now rather than after the confirmation window.
+            self.warning_active = True
+            self._since_warning = 0
+            return self._alert("warning", index, evidence)
+        return None
+
+    @property
+    def pending(self) -> bool:
+        """An alarm of the detector waits for its confirmation window."""
+        return self._candidate is not None
+
+    def confirm_by_test(
+        self, index: int, first_index: int, after_mean: float, after_n: int, test: str
+    ) -> dict[str, Any] | None:
+        """A drift confirmed by another significance test on this signal: a fresh model started
+        at a warning beat the current one on the same labels (the paired-learners check). The
+        signal moved from its reference to ``after_mean`` over ``after_n`` values."""
+        candidate = self._candidate
+        self._candidate = None
+        self.alarm_active = True
+        self._quiet_since_alarm = 0
+        evidence = dict(candidate["evidence"]) if candidate else self._evidence()
+        evidence["confirmed_by"] = test
+        alert = self._alert("drift", index, evidence)
+        if alert is not None:
+            alert["first_index"] = candidate["first_index"] if candidate else first_index
+            alert["effect"] = self._reference().effect(after_mean, after_n, binary=self.binary)
+        return alert
+
+    def _decide(
+        self, candidate: dict[str, Any], index: int, *, statistical: bool = True
+    ) -> dict[str, Any] | None:
+        """Confirm or drop a pending alarm on the values that came after it."""
+        self._candidate = None
+        n = candidate["n"]
+        if n:
+            after = candidate["sum"] / n
+        else:  # no confirmation window: the detector's recent values
+            after, n = candidate["evidence"]["after"], candidate["evidence"]["n_after"]
+        ref = self._reference()
+        effect = ref.effect(after, n, binary=self.binary)
+        d, z = effect["d"], effect["z"]
+        if self.direction == "both":
+            d, z = abs(d), abs(z)
+        elif self.direction == "down":
+            d, z = -d, -z
+        if d < self.min_effect or (statistical and z < self.z_min):
+            self.not_significant += 1
+            return None
+        self.alarm_active = True
+        self._quiet_since_alarm = 0
+        alert = self._alert("drift", index, dict(candidate["evidence"]))
+        if alert is not None:
+            alert["first_index"] = candidate["first_index"]
+            alert["effect"] = effect
+        if self.fixed_reference is None and candidate["n"] > 1:
+            # The next alarm compares against the new regime, not the same change twice.
+            new = Reference()
+            new.n, new.mean = n, after
+            new.m2 = max(0.0, candidate["sumsq"] - n * after * after)
+            self.reference = new
+        return alert

@@ -25,13 +25,15 @@ def process_batch(
     now_ms: float | None = None,
 ) -> None:
     from learners.engine import encode_features
+    from learners.slot import loss
 
     if offsets is None:
         offsets = list(range(engine.index, engine.index + len(raws)))
     # Per-key models, an unknown task or a model without *_many: the per-event path.
     slot = engine._slot(None) if not engine.config.model.per_key else None
     classification = engine.task == "classification"
-    if slot is None or not _has_many(slot.model, classification):
+    # Challengers predict each event before they learn it: the per-event path does that.
+    if slot is None or not _has_many(slot.model, classification) or slot.challengers:
         for raw, offset in zip(raws, offsets, strict=True):
             engine.process(raw, offset, now_ms)
         return
@@ -83,6 +85,7 @@ def process_batch(
     watch_error = monitor is not None and slot.labels_learned > engine.config.detectors.error.warmup
     metric_update = engine.metric.update
     rolling = engine.rolling
+    scorecard = engine.scorecard
     labelled = guarded = 0
     # Every row was predicted by the model as it was at the start of the batch.
     version = slot.version
@@ -99,7 +102,7 @@ def process_batch(
         if watch_inputs:
             engine._watch_inputs(event["x"], model_prediction, proba, index, slot, flagged)
         if y is None:
-            entry = (None, xm, prediction, model_prediction, flagged, offset, version)
+            entry = (None, xm, prediction, model_prediction, flagged, offset, version, ())
             engine.pending.add(event["id"], entry, engine.clock_ms)
             continue
         labelled += 1
@@ -107,18 +110,19 @@ def process_batch(
             metric_update(y, prediction)
             if rolling is not None:
                 rolling.update(y, prediction)
+            if scorecard is not None:
+                scorecard.add(y, prediction, classification)
         if flagged:
             guarded += 1
             continue
+        slot.update_champion_metric(y, model_prediction, version)
         slot.fallback.learn(y)
         learn_rows.append(row)
         learn_labels.append(y)
         if watch_error and model_prediction is not None:
-            if classification:
-                error = 0.0 if model_prediction == y else 1.0
-            else:
-                error = abs(float(y) - float(model_prediction))
-            alert = monitor.update(error, index)  # type: ignore[union-attr]
+            alert = monitor.update(  # type: ignore[union-attr]
+                loss(model_prediction, y, classification), index
+            )
             if alert is not None:
                 engine._on_alert(alert, slot)
                 if slot.version != version:
@@ -136,6 +140,11 @@ def process_batch(
             if slot.background is not None:
                 slot.background.learn_many(batch_x, batch_y)
                 slot.background_labels += len(learn_rows)
+            # A challenger started inside this batch (at a warning) has no predictions of it
+            # to pair; it learns the batch all the same.
+            for challenger in slot.challengers:
+                for row, y in zip(learn_rows, learn_labels, strict=True):
+                    challenger.learn(xs[row], y)
             slot.labels_learned += len(learn_rows)
             engine.counters["learned"] += len(learn_rows)
         except Exception:

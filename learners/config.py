@@ -9,7 +9,7 @@ what would be valid:
 >>> from_mapping(PolicyConfig, {"acton": "reset"})
 Traceback (most recent call last):
 ...
-learners.config.ConfigError: policy.acton: unknown setting; valid keys are action, act_on, trust_model_during_alarm
+learners.config.ConfigError: policy.acton: unknown setting; valid keys are action, act_on, trust_model_during_alarm, challengers, promote_alpha, promote_window, promote_min_labels, promote_every, challenger_max_labels
 """
 
 from __future__ import annotations
@@ -53,6 +53,11 @@ class DetectorConfig:
     ``warning_params`` configures a second, more sensitive detector of the same kind whose alarm is
     the warning level (the convention River's adaptive random forest uses); ``{}`` picks a default,
     ``warning = false`` turns it off.
+
+    A detector's alarm becomes a drift only when, over the ``confirm_events`` values after it, the
+    signal's mean moved by at least ``min_effect`` reference standard deviations and the move fits
+    the false-alarm budget ``ert`` (expected events between false alarms on a stationary stream;
+    ``0`` turns the budget off): see :mod:`detectors.effect`.
     """
 
     kind: str = "adwin"
@@ -61,10 +66,19 @@ class DetectorConfig:
     warning_params: dict[str, Any] = field(default_factory=dict)
     cooldown: int = 200
     recovery_events: int = 1000
+    min_effect: float = 0.5
+    ert: float = 1_000_000.0
+    confirm_events: int = 500
 
     def __post_init__(self) -> None:
-        for name in ("cooldown", "recovery_events"):
+        for name in ("cooldown", "recovery_events", "confirm_events"):
             _check(getattr(self, name) >= 0, f"detectors.*.{name}", "must be >= 0")
+        _check(self.min_effect >= 0, "detectors.*.min_effect", "must be >= 0")
+        _check(
+            self.ert == 0 or self.ert >= max(1, self.confirm_events),
+            "detectors.*.ert",
+            f"must be 0 (no budget) or at least confirm_events ({self.confirm_events})",
+        )
 
 
 @dataclass(frozen=True)
@@ -100,31 +114,82 @@ class FeatureDetectorConfig(DetectorConfig):
 @dataclass(frozen=True)
 class DetectorsConfig:
     section: typing.ClassVar[str] = "detectors"
-    error: ModelDetectorConfig = field(default_factory=ModelDetectorConfig)
+    # The error is 0/1 (or a scaled absolute error): a rise of 0.15 standard deviations is an
+    # error rate of 0.20 going to about 0.26, confirmed on the 400 labels after the alarm.
+    error: ModelDetectorConfig = field(
+        default_factory=lambda: ModelDetectorConfig(min_effect=0.15, confirm_events=400)
+    )
+    # A model's outputs move while it learns: its predictions are watched from its 1000th label.
     prediction: ModelDetectorConfig = field(
-        default_factory=lambda: ModelDetectorConfig(warning=False)
+        default_factory=lambda: ModelDetectorConfig(warning=False, warmup=1000)
     )
     features: FeatureDetectorConfig = field(default_factory=FeatureDetectorConfig)
 
 
-ACTIONS = ("none", "reset", "background", "rollback")
+ACTIONS = ("none", "reset", "background", "rollback", "challenger")
 SIGNALS = ("error", "prediction", "features", "guard")
 
 
 @dataclass(frozen=True)
 class PolicyConfig:
-    """What a drift alarm does to the model."""
+    """What a drift alarm does to the model.
+
+    ``challenger`` (the default): a warning or drift starts a fresh model that learns in shadow on
+    the same labels; it replaces the champion only when it is significantly better on the same
+    recent labels (McNemar's exact test for classification, a paired test on absolute errors for
+    regression, one-sided, at ``promote_alpha`` over the last ``promote_window`` shared labels).
+    ``challengers`` names models (registry names or ``package.module:factory``) that always learn
+    in shadow and are promoted by the same rule.
+    """
 
     section: typing.ClassVar[str] = "policy"
-    action: Literal["none", "reset", "background", "rollback"] = "background"
+    action: Literal["none", "reset", "background", "rollback", "challenger"] = "challenger"
     act_on: tuple[str, ...] = ("error",)
     trust_model_during_alarm: bool = True
+    challengers: tuple[str, ...] = ()
+    promote_alpha: float = 0.01
+    promote_window: int = 500
+    promote_min_labels: int = 200
+    promote_every: int = 50
+    challenger_max_labels: int = 5000
 
     def __post_init__(self) -> None:
         for signal in self.act_on:
             _check(
                 signal in SIGNALS, "policy.act_on", f"{signal!r} is not one of {', '.join(SIGNALS)}"
             )
+        _check(0 < self.promote_alpha < 1, "policy.promote_alpha", "must be in (0, 1)")
+        for name in ("promote_window", "promote_min_labels", "promote_every"):
+            _check(getattr(self, name) >= 1, f"policy.{name}", "must be >= 1")
+        _check(
+            self.promote_min_labels <= self.promote_window,
+            "policy.promote_min_labels",
+            f"must be <= policy.promote_window ({self.promote_window})",
+        )
+        _check(self.challenger_max_labels >= 1, "policy.challenger_max_labels", "must be >= 1")
+        _check(
+            len(set(self.challengers)) == len(self.challengers),
+            "policy.challengers",
+            "names a model twice",
+        )
+
+
+@dataclass(frozen=True)
+class AlertsConfig:
+    """What subscribers of the alert output receive.
+
+    One change is one incident: the first confirmed drift opens it (a ``drift`` record), later
+    detections join it (``update`` records), and ``close_after`` events with no new detection
+    and no active alarm close it (``recovered``). ``warnings = false`` keeps warnings (which only
+    start challengers) off the output.
+    """
+
+    section: typing.ClassVar[str] = "alerts"
+    warnings: bool = True
+    close_after: int = 2000
+
+    def __post_init__(self) -> None:
+        _check(self.close_after >= 1, "alerts.close_after", "must be >= 1")
 
 
 @dataclass(frozen=True)
@@ -319,6 +384,7 @@ class LearningConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     detectors: DetectorsConfig = field(default_factory=DetectorsConfig)
     policy: PolicyConfig = field(default_factory=PolicyConfig)
+    alerts: AlertsConfig = field(default_factory=AlertsConfig)
     fallback: FallbackConfig = field(default_factory=FallbackConfig)
     guard: GuardConfig = field(default_factory=GuardConfig)
     labels: LabelsConfig = field(default_factory=LabelsConfig)

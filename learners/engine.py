@@ -27,7 +27,7 @@ import orjson
 import river
 from river import metrics, utils
 
-from detectors import FeatureMonitors, ScaledMonitor, SignalMonitor
+from detectors import FeatureMonitors, IncidentTracker, PredictionMonitors, SignalMonitor
 from learners.config import LearningConfig
 from learners.events import (
     InvalidRecord,
@@ -41,7 +41,7 @@ from learners.events import (
 from learners.guard import OutlierGuard
 from learners.labels import PendingLabels
 from learners.models import infer_task
-from learners.slot import ModelSlot
+from learners.slot import ModelSlot, loss
 from learners.snapshot import SnapshotError, load_snapshot, sign_snapshot
 
 DRIFTLINE_VERSION = "0.1.0"
@@ -68,6 +68,8 @@ COUNTERS = (
     "labels_too_late",
     "duplicates",
     "alerts",
+    "incidents",
+    "promotions",
     "snapshots",
     "keys_evicted",
 )
@@ -89,8 +91,11 @@ class Outputs:
 
 
 def signal_family(signal: str) -> str:
-    """``feature:temp`` belongs to ``features``; the others are their own family."""
-    return "features" if signal.startswith("feature:") else signal
+    """``feature:temp`` belongs to ``features``, ``prediction:yes`` to ``prediction``; the others
+    are their own family."""
+    if signal.startswith("feature:"):
+        return "features"
+    return "prediction" if signal.startswith("prediction:") else signal
 
 
 def encode_features(x: dict[str, Any]) -> dict[str, Any]:
@@ -145,15 +150,29 @@ class Engine:
         self.index = 0
         self.watermark = -1
         self.label_watermark = -1  # last labels-topic offset processed (live service)
+        #: Set by the backtest to collect per-label losses (for intervals and baselines).
+        self.scorecard: Any = None
         self.clock_ms = 0.0
         self._snapshot_at_index = 0
         self._snapshot_at_ms = 0.0
         self.pending = PendingLabels(config.labels.ttl_seconds * 1000, config.labels.max_pending)
         guard = config.guard
         self.guard = OutlierGuard(guard.z_threshold, guard.warmup, guard.rebase_after)
+        # A jump in the rate of flagged events: at least 0.5 standard deviations of the reference
+        # rate (a rate of 0.1% going past about 7%), within the error detector's budget.
         self.guard_monitor = SignalMonitor(
-            "guard", "adwin", {}, warning=False, direction="up", cooldown=1000
+            "guard",
+            "adwin",
+            {},
+            warning=False,
+            direction="up",
+            cooldown=1000,
+            binary=True,
+            min_effect=0.5,
+            ert=config.detectors.error.ert,
+            confirm_events=200,
         )
+        self.incidents = IncidentTracker(config.alerts.close_after, partition)
         det = config.detectors
         self.features = (
             FeatureMonitors(
@@ -166,19 +185,25 @@ class Engine:
                 warning_overrides=det.features.warning_params,
                 cooldown=det.features.cooldown,
                 recovery_events=det.features.recovery_events,
+                min_effect=det.features.min_effect,
+                ert=det.features.ert,
+                confirm_events=det.features.confirm_events,
             )
             if det.features.kind != "none"
             else None
         )
         self.prediction_monitor = (
-            ScaledMonitor(
-                "prediction",
+            PredictionMonitors(
                 det.prediction.kind,
                 det.prediction.params,
                 warning=det.prediction.warning,
                 warning_overrides=det.prediction.warning_params,
                 cooldown=det.prediction.cooldown,
                 recovery_events=det.prediction.recovery_events,
+                min_effect=det.prediction.min_effect,
+                ert=det.prediction.ert,
+                confirm_events=det.prediction.confirm_events,
+                regression=self.task == "regression",
             )
             if det.prediction.kind != "none"
             else None
@@ -196,6 +221,8 @@ class Engine:
             self.binary = False
         elif label is not None:
             self.binary = isinstance(label, bool)
+        if self.prediction_monitor is not None:
+            self.prediction_monitor.regression = task == "regression"
         name = self.config.engine.metric
         if name == "auto":
             name = "accuracy" if task == "classification" else "mae"
@@ -299,6 +326,8 @@ class Engine:
             self._tick(event["ts"], now_ms)
             self._handle(event, offset, index)
         self.watermark = offset
+        if self.incidents.open is not None:
+            self._close_quiet_incident()
         self._maybe_snapshot()
 
     def _handle(self, event: dict[str, Any], offset: int, index: int) -> None:
@@ -314,8 +343,9 @@ class Engine:
         if self.features is not None or self.prediction_monitor is not None:
             self._watch_inputs(x, model_prediction, proba, index, slot, flagged)
         # The version that predicted: a late label must not feed an old model's error to the
-        # monitor of the model that replaced it.
-        entry = (event["key"], xm, prediction, model_prediction, flagged, offset, version)
+        # monitor of the model that replaced it. Challengers predict now, before any learns it.
+        shadow = slot.shadow_predictions(xm) if slot is not None and slot.challengers else ()
+        entry = (event["key"], xm, prediction, model_prediction, flagged, offset, version, shadow)
         if y is None:
             self.pending.add(event["id"], entry, self.clock_ms)
         else:
@@ -381,39 +411,36 @@ class Engine:
             and model_prediction is not None
             and slot.labels_learned >= self.config.detectors.prediction.warmup
         ):
-            if proba:
-                # Binary: P(True); multi-class: the confidence in the predicted class.
-                value = proba.get(True, 0.0) if self.binary else proba[model_prediction]
-            else:
-                value = float(model_prediction)
-            prediction_alert = self.prediction_monitor.update(value, index)
-            if prediction_alert is not None:
-                self._on_alert(prediction_alert, slot)
+            for alert in self.prediction_monitor.update(model_prediction, index):
+                self._on_alert(alert, slot)
 
     def _learn(self, slot: ModelSlot | None, entry: tuple, y: Any, index: int) -> None:
         if slot is None:
             return
-        key, xm, prediction, model_prediction, flagged, _, version = entry
+        key, xm, prediction, model_prediction, flagged, _, version, shadow = entry
         self.counters["labelled"] += 1
         if prediction is not None:
             self.metric.update(y, prediction)
             if self.rolling is not None:
                 self.rolling.update(y, prediction)
+            if self.scorecard is not None:
+                self.scorecard.add(y, prediction, self.task == "classification")
         if flagged:
             self.counters["guarded"] += 1  # predicted, never learned from
             return
-        if slot.learn(xm, y):
+        slot.update_champion_metric(y, model_prediction, version)
+        if slot.learn(xm, y, model_prediction, version, shadow):
             self.counters["learned"] += 1
         if slot.monitored(model_prediction) and version == slot.version:
-            if slot.classification:
-                error = 0.0 if model_prediction == y else 1.0
-            else:
-                error = abs(float(y) - float(model_prediction))
-            alert = slot.monitor.update(error, index)  # type: ignore[union-attr]
+            alert = slot.monitor.update(  # type: ignore[union-attr]
+                loss(model_prediction, y, slot.classification), index
+            )
             if alert is not None:
                 self._on_alert(alert, slot, key)
         if slot.background is not None:
             slot.drop_stale_background(index)
+        if slot.challengers:
+            self._maybe_promote(slot, key, index)
 
     def process_label(
         self, raw: bytes | str | dict[str, Any], position: Any = None, now_ms: float | None = None
@@ -448,20 +475,33 @@ class Engine:
 
     # ------------------------------------------------------------------ alerts and actions
 
-    def _on_alert(self, alert: dict[str, Any], slot: ModelSlot | None, key: Any = None) -> None:
+    def _on_alert(
+        self, alert: dict[str, Any], slot: ModelSlot | None, key: Any = None, *, act: bool = True
+    ) -> None:
+        """A monitor's alert: take the policy's action, then hand it to the incident tracker.
+
+        A signal's own ``recovered`` only ends its alarm; subscribers get ``recovered`` when the
+        whole incident closes (:meth:`_close_quiet_incident`)."""
         signal = alert["signal"]
-        family = signal_family(signal)
+        kind = alert["kind"]
         policy = self.config.policy
         targets = [slot] if slot is not None else list(self.slots.values())
         version_before = targets[0].version if targets else 0
         action = "none"
-        if family in policy.act_on and targets:
-            if alert["kind"] == "drift":
-                done = {t.apply(policy.action) for t in targets}
+        if act and signal_family(signal) in policy.act_on and targets:
+            if kind == "drift":
+                done = {t.apply(policy.action, alert["index"]) for t in targets}
                 action = ", ".join(sorted(done))
-            elif alert["kind"] == "warning" and policy.action == "background":
-                started = [t.start_background(alert["index"]) for t in targets]
-                action = "background model started" if any(started) else "none"
+            elif kind == "warning" and policy.action in ("background", "challenger"):
+                index = alert["index"]
+                if policy.action == "background":
+                    started = [t.start_background(index) for t in targets]
+                    action = "background model started" if any(started) else "none"
+                else:
+                    started = [t.start_challenger(index) for t in targets]
+                    action = "challenger started" if any(started) else "none"
+        if targets and targets[0].version != version_before:
+            self._model_replaced()
         alert.update(
             action=action,
             model_version=version_before,
@@ -471,10 +511,87 @@ class Engine:
             offset=self.watermark + 1,
             ts=self.clock_ms or None,
         )
+        if kind == "recovered":
+            return
+        if kind == "drift":
+            self.incidents.on_drift(alert)
+            if alert["kind"] == "drift":
+                self.counters["incidents"] += 1
+        else:
+            alert["incident"] = self.incidents.incident_id
+            if not self.config.alerts.warnings:
+                return
+        self._emit_alert(alert)
+
+    def _emit_alert(self, alert: dict[str, Any]) -> None:
+        alert.setdefault("signals", None)
+        alert.setdefault("effect", None)
         self.counters["alerts"] += 1
-        by = (alert["detector"], signal)
+        by = (alert["detector"], alert["signal"])
         self.alerts_by[by] = self.alerts_by.get(by, 0) + 1
         self.outputs.alerts.append(alert)
+
+    def _close_quiet_incident(self) -> None:
+        alarm = any(s.alarm_active for s in self.slots.values())
+        record = self.incidents.close_if_quiet(self.index, alarm_active=alarm)
+        if record is not None:
+            record.update(
+                action="none",
+                model_version=self._version(),
+                new_model_version=self._version(),
+                partition=self.partition,
+                key=None,
+                offset=self.watermark,
+                ts=self.clock_ms or None,
+            )
+            self._emit_alert(record)
+
+    def _model_replaced(self) -> None:
+        # Another model predicts differently: its predictions get a reference of their own,
+        # or the swap itself would look like prediction drift.
+        if self.prediction_monitor is not None:
+            self.prediction_monitor.reset()
+
+    def _version(self) -> int:
+        slot = self.slots.get(None) or next(iter(self.slots.values()), None)
+        return slot.version if slot is not None else 0
+
+    def _maybe_promote(self, slot: ModelSlot, key: Any, index: int) -> None:
+        version_before = slot.version
+        evidence = slot.maybe_promote(index)
+        if evidence is None:
+            return
+        self.counters["promotions"] += 1
+        self._model_replaced()
+        drift = evidence.pop("drift", None)
+        if drift is not None:
+            self._on_alert(drift, slot, key, act=False)
+            # The version change is the promoted record's, which follows.
+            drift.update(action="promotion", model_version=version_before)
+            drift["new_model_version"] = version_before
+        self._emit_alert(
+            {
+                "kind": "promoted",
+                "detector": evidence["test"],
+                "signal": "error",
+                "index": index,
+                "evidence": evidence,
+                "action": f"promoted {evidence['challenger']['name']}",
+                "model_version": version_before,
+                "new_model_version": slot.version,
+                "partition": self.partition,
+                "key": key,
+                "offset": self.watermark + 1,
+                "ts": self.clock_ms or None,
+                "incident": self.incidents.incident_id,
+                "effect": {
+                    "measure": "loss_difference",
+                    "d": evidence["champion_loss"] - evidence["challenger_loss"],
+                    "before": evidence["champion_loss"],
+                    "after": evidence["challenger_loss"],
+                },
+            }
+        )
 
     # ------------------------------------------------------------------ micro-batches
 

@@ -8,10 +8,12 @@ The engine has one slot per partition, or one per key when per-key models are on
 
 from __future__ import annotations
 
+import math
 import pickle
 from typing import Any
 
 from detectors import ScaledMonitor, SignalMonitor
+from learners.challenger import Challenger, new_metric, paired_test
 from learners.config import LearningConfig
 from learners.fallback import BaselineFallback
 from learners.models import build_model
@@ -36,9 +38,17 @@ def error_monitor(config: LearningConfig, task: str) -> SignalMonitor | ScaledMo
         "recovery_events": det.recovery_events,
     }
     params = {**ERROR_DEFAULTS.get(det.kind, {}), **det.params}
+    options.update(min_effect=det.min_effect, ert=det.ert, confirm_events=det.confirm_events)
     if task == "regression":
         return ScaledMonitor("error", det.kind, params, reference_size=500, **options)
-    return SignalMonitor("error", det.kind, params, **options)
+    return SignalMonitor("error", det.kind, params, binary=True, **options)
+
+
+def loss(prediction: Any, y: Any, classification: bool) -> float:
+    """0/1 for classification, the absolute error for regression."""
+    if classification:
+        return 0.0 if prediction == y else 1.0
+    return abs(float(y) - float(prediction))
 
 
 class ModelSlot:
@@ -64,10 +74,32 @@ class ModelSlot:
         self._last_good_model: Any | None = None  # unpickled on demand, for the fallback
         self.predict_errors = 0
         self.learn_errors = 0
+        self.champion_name = config.model.name
+        self.champion_metric = new_metric(self.classification)
+        self.champion_since = 0
+        self.promotions: list[dict[str, Any]] = []
+        self.challengers: list[Challenger] = []
+        self._next_cid = 0
+        for name in config.policy.challengers:
+            self._add_challenger(name, build_model(name, {}, task, binary=binary), "configured", 0)
 
     def _fresh_model(self) -> Any:
         spec = self.config.model
         return build_model(spec.name, spec.params, self.task, binary=self.binary)
+
+    def _add_challenger(self, name: str, model: Any, origin: str, index: int) -> Challenger:
+        self._next_cid += 1
+        challenger = Challenger(
+            self._next_cid,
+            name,
+            model,
+            origin,
+            index,
+            classification=self.classification,
+            window=self.config.policy.promote_window,
+        )
+        self.challengers.append(challenger)
+        return challenger
 
     @property
     def alarm_active(self) -> bool:
@@ -118,8 +150,21 @@ class ModelSlot:
                 self.predict_errors += 1
         return self.fallback.predict()
 
-    def learn(self, x: dict[str, Any], y: Any) -> bool:
+    def shadow_predictions(self, x: dict[str, Any]) -> tuple[tuple[int, Any], ...]:
+        """Every challenger's prediction of an event, made before any of them learns it."""
+        return tuple((c.cid, c.predict(x)) for c in self.challengers)
+
+    def learn(
+        self,
+        x: dict[str, Any],
+        y: Any,
+        model_prediction: Any = None,
+        version: int | None = None,
+        shadow: tuple[tuple[int, Any], ...] = (),
+    ) -> bool:
         self.fallback.learn(y)
+        if self.challengers:
+            self._learn_challengers(x, y, model_prediction, version, shadow)
         try:
             self.model.learn_one(x, y)
         except Exception:
@@ -133,6 +178,141 @@ class ModelSlot:
             except Exception:
                 self.background = None
         return True
+
+    def _learn_challengers(
+        self,
+        x: dict[str, Any],
+        y: Any,
+        model_prediction: Any,
+        version: int | None,
+        shadow: tuple[tuple[int, Any], ...],
+    ) -> None:
+        classification = self.classification
+        # A pair needs the current champion's own prediction of the same event.
+        champion_loss = (
+            loss(model_prediction, y, classification)
+            if model_prediction is not None and version == self.version
+            else None
+        )
+        predicted = dict(shadow)
+        for challenger in self.challengers:
+            guess = predicted.get(challenger.cid)
+            if guess is not None:
+                challenger.metric.update(y, guess)
+                if champion_loss is not None:
+                    challenger.pairs.append((champion_loss, loss(guess, y, classification)))
+                    challenger.since_check += 1
+            challenger.learn(x, y)
+
+    def update_champion_metric(self, y: Any, model_prediction: Any, version: int) -> None:
+        if model_prediction is not None and version == self.version:
+            self.champion_metric.update(y, model_prediction)
+
+    # ------------------------------------------------------------------ champion / challenger
+
+    def start_challenger(self, index: int) -> bool:
+        """A fresh model learning in shadow from now on (one at a time)."""
+        if any(c.origin == "fresh" for c in self.challengers):
+            return False
+        self._add_challenger(self.champion_name, self._fresh_model(), "fresh", index)
+        return True
+
+    def maybe_promote(self, index: int) -> dict[str, Any] | None:
+        """Promote the challenger that is significantly better than the champion on the same
+        recent labels, if there is one; returns the evidence, or ``None``."""
+        policy = self.config.policy
+        best: tuple[float, Challenger, dict[str, Any]] | None = None
+        for challenger in list(self.challengers):
+            if challenger.failed:
+                self.challengers.remove(challenger)
+                continue
+            if (
+                challenger.since_check < policy.promote_every
+                or len(challenger.pairs) < policy.promote_min_labels
+            ):
+                continue
+            challenger.since_check = 0
+            result = paired_test(challenger.pairs, classification=self.classification)
+            if result["p_value"] < policy.promote_alpha and (
+                best is None or result["p_value"] < best[0]
+            ):
+                best = (result["p_value"], challenger, result)
+        self._expire_challengers(index)
+        if best is None:
+            return None
+        return self._promote(best[1], best[2], index)
+
+    def _promote(
+        self, challenger: Challenger, result: dict[str, Any], index: int
+    ) -> dict[str, Any]:
+        champion_metric = self.champion_metric.get()
+        evidence = {
+            **result,
+            "champion": {
+                "name": self.champion_name,
+                "version": self.version,
+                "metric": None if math.isnan(champion_metric) else champion_metric,
+                "window_loss": result["champion_loss"],
+            },
+            "challenger": {**challenger.describe(), "window_loss": result["challenger_loss"]},
+        }
+        if self.monitor is not None and challenger.origin == "fresh":
+            # A model started at a warning, knowing only the recent data, beats the one that
+            # knows all of it: the concept changed (Bach & Maloof's paired learners). The paired
+            # test is the significance test; the effect is the champion's error over the window
+            # against its reference.
+            evidence["drift"] = self.monitor.confirm_by_test(
+                index,
+                challenger.started_at,
+                result["champion_loss"],
+                result["n"],
+                result["test"],
+            )
+        self.challengers.remove(challenger)
+        if challenger.origin != "fresh":
+            # A configured challenger that wins swaps roles: the old champion keeps learning in
+            # shadow and can win back.
+            former = self._add_challenger(self.champion_name, self.model, "former champion", index)
+            former.labels = self.labels_learned
+        self.model, self.champion_name = challenger.model, challenger.name
+        self.has_proba = self.classification and callable(
+            getattr(self.model, "predict_proba_one", None)
+        )
+        self.labels_learned = challenger.labels
+        self.champion_metric = challenger.metric
+        self.champion_since = index
+        self.background = None
+        self.version += 1
+        for other in self.challengers:
+            other.pairs.clear()  # their pairs were against the old champion
+        if self.monitor is not None:
+            self.monitor.reset()  # the old model's errors say nothing about the new one
+        self.promotions.append({"index": index, "name": challenger.name, "version": self.version})
+        del self.promotions[:-100]
+        return evidence
+
+    def _expire_challengers(self, index: int) -> None:
+        """A fresh challenger that did not win within ``challenger_max_labels`` labels, while no
+        alarm is active, is dropped: the change it was started for did not need a new model."""
+        limit = self.config.policy.challenger_max_labels
+        self.challengers = [
+            c
+            for c in self.challengers
+            if c.origin != "fresh" or c.labels < limit or self.alarm_active
+        ]
+
+    def describe_models(self) -> list[dict[str, Any]]:
+        value = self.champion_metric.get()
+        champion = {
+            "name": self.champion_name,
+            "role": "champion",
+            "version": self.version,
+            "metric": None if math.isnan(value) else value,
+            "labels": self.labels_learned,
+            "since": self.champion_since,
+            "promotions": len(self.promotions),
+        }
+        return [champion, *(c.describe() for c in self.challengers)]
 
     # ------------------------------------------------------------------ drift actions
 
@@ -153,10 +333,14 @@ class ModelSlot:
         ):
             self.background = None
 
-    def apply(self, action: str) -> str:
+    def apply(self, action: str, index: int = 0) -> str:
         """Carry out a drift action; returns what was actually done."""
         if action == "none":
             return "none"
+        if action == "challenger":
+            # Never a swap on a detector's word: a challenger must win on the labels first.
+            started = self.start_challenger(index)
+            return "challenger started" if started else "challenger already learning"
         done = action
         if action == "background" and self.background is not None and self.background_labels:
             self.model, self.labels_learned = self.background, self.background_labels
@@ -170,6 +354,8 @@ class ModelSlot:
             self.labels_learned = 0
         self.background = None
         self.version += 1
+        self.champion_metric = new_metric(self.classification)
+        self.champion_since = index
         if self.monitor is not None:
             self.monitor.reset()  # the old model's errors say nothing about the new one
         return done

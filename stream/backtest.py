@@ -20,7 +20,7 @@ from learners.config import LearningConfig, to_mapping
 from learners.engine import Engine, Outputs, signal_family
 from learners.events import InvalidRecord, decode_event, validate_event
 from stream.progress import Progress
-from stream.scoring import score_detections
+from stream.scoring import Scorecard, adaptation_interval, periodic_alarms, score_detections
 from stream.sources import Source
 
 JSON_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
@@ -33,7 +33,7 @@ def baseline_config(config: LearningConfig) -> LearningConfig:
     off: dict[str, Any] = {"kind": "none"}
     return dataclasses.replace(
         config,
-        policy=dataclasses.replace(config.policy, action="none"),
+        policy=dataclasses.replace(config.policy, action="none", challengers=()),
         detectors=dataclasses.replace(
             detectors,
             error=dataclasses.replace(detectors.error, **off),
@@ -107,6 +107,7 @@ def run_backtest(
     out_path = Path(out_dir) if out_dir is not None else None
     engine = Engine(config, partition=0, snapshot_key=snapshot_key)
     baseline = Engine(baseline_config(config), partition=0)
+    engine.scorecard, baseline.scorecard = Scorecard(), Scorecard()
     files = OutputFiles(out_path)
     progress = Progress(source.total, source.name) if show_progress else None
     batch_size = config.engine.batch_size
@@ -184,53 +185,7 @@ def run_backtest(
     if progress is not None:
         progress.close()
 
-    events = engine.counters["events"]
-    # Detection is scored on the signals the policy acts on (the error, by default): prediction
-    # and feature alerts are evidence, reported by signal, not claims that the concept changed.
-    acted_on = set(config.policy.act_on)
-    scored = [a for a in alerts if signal_family(a["signal"]) in acted_on]
-    scores = score_detections(scored, source.true_drifts, max_delay)
-    by_signal = Counter(f"{a['signal']}:{a['kind']}" for a in alerts)
-    metric = engine.metric.get() if engine.metric is not None else None
-    base_metric = baseline.metric.get() if baseline.metric is not None else None
-    slot = next(iter(engine.slots.values()), None)
-    summary: dict[str, Any] = {
-        "source": source.name,
-        "task": engine.task,
-        "task_reason": engine.task_reason,
-        "model": config.model.name,
-        "policy": config.policy.action,
-        "events": events,
-        "invalid": engine.counters["invalid"],
-        "learned": engine.counters["learned"],
-        "guarded": engine.counters["guarded"],
-        "labels_too_late": engine.counters["labels_too_late"],
-        "metric_name": getattr(engine, "metric_name", None),
-        "metric": _finite(metric),
-        "baseline_metric": _finite(base_metric),
-        "predicted_by": {
-            "model": engine.counters["predicted_by_model"],
-            "fallback": engine.counters["predicted_by_fallback"],
-        },
-        "model_version": slot.version if slot else 0,
-        "alerts": [
-            {k: a[k] for k in ("index", "kind", "detector", "signal", "action")} for a in alerts
-        ],
-        "alerts_by_signal": dict(sorted(by_signal.items())),
-        "scored_signals": sorted(acted_on),
-        "true_drifts": list(source.true_drifts),
-        **scores,
-        "dead_letter_reasons": dict(engine.dead_letter_reasons),
-        "labels_expired": engine.pending.expired,
-        "labels_evicted": engine.pending.evicted,
-        "keys_evicted": engine.counters["keys_evicted"],
-        "model_errors": {
-            "predict": sum(s.predict_errors for s in engine.slots.values()),
-            "learn": sum(s.learn_errors for s in engine.slots.values()),
-        },
-        "events_per_second": events / engine_seconds if engine_seconds else None,
-        "config": to_mapping(config),
-    }
+    summary = _summary(config, source, engine, baseline, alerts, max_delay, engine_seconds)
     if out_path is not None:
         if last_snapshot is not None:
             (out_path / "model.snapshot").write_bytes(last_snapshot["blob"])
@@ -252,3 +207,116 @@ def run_backtest(
         )
         summary["report"] = str(out_path / "report.png")
     return summary
+
+
+def _detection_scores(
+    config: LearningConfig,
+    source: Source,
+    alerts: list[dict[str, Any]],
+    max_delay: int,
+    events: int,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Scores on the signals the policy acts on (the headline), and per signal, per incident and
+    for a periodic dummy with as many alarms as there were incidents."""
+    options = {"events": events, "width": source.drift_width}
+    detections = ("drift", "update")  # an update is a signal's own detection inside an incident
+
+    def on(family: str) -> list[dict[str, Any]]:
+        return [a for a in alerts if signal_family(a["signal"]) == family]
+
+    acted_on = [a for a in alerts if signal_family(a["signal"]) in set(config.policy.act_on)]
+    headline = score_detections(
+        acted_on, source.true_drifts, max_delay, kinds=detections, **options
+    )
+    incidents = score_detections(alerts, source.true_drifts, max_delay, **options)
+    dummy = [{"kind": "drift", "index": i} for i in periodic_alarms(incidents["alarms"], events)]
+    scores = {
+        "incidents": incidents,
+        "periodic_dummy": score_detections(dummy, source.true_drifts, max_delay, **options),
+        **{
+            family: score_detections(
+                on(family), source.true_drifts, max_delay, kinds=detections, **options
+            )
+            for family in ("error", "prediction", "features", "guard")
+        },
+    }
+    return headline, scores
+
+
+def _summary(
+    config: LearningConfig,
+    source: Source,
+    engine: Engine,
+    baseline: Engine,
+    alerts: list[dict[str, Any]],
+    max_delay: int,
+    engine_seconds: float,
+) -> dict[str, Any]:
+    events = engine.counters["events"]
+    headline, detection_scores = _detection_scores(config, source, alerts, max_delay, events)
+    by_signal = Counter(f"{a['signal']}:{a['kind']}" for a in alerts)
+    card, base_card = engine.scorecard, baseline.scorecard
+    slot = next(iter(engine.slots.values()), None)
+    return {
+        "source": source.name,
+        "task": engine.task,
+        "task_reason": engine.task_reason,
+        "model": config.model.name,
+        "policy": config.policy.action,
+        "events": events,
+        "invalid": engine.counters["invalid"],
+        "learned": engine.counters["learned"],
+        "scored": len(card.losses),
+        "guarded": engine.counters["guarded"],
+        "labels_too_late": engine.counters["labels_too_late"],
+        "metric_name": getattr(engine, "metric_name", None),
+        # None, never 0.0, when nothing was scored.
+        "metric": _finite(card.metric()),
+        "baseline_metric": _finite(base_card.metric()),
+        "no_change_metric": _finite(card.no_change_metric()),
+        "kappa_temporal": card.kappa_temporal(),
+        "adaptation": adaptation_interval(card.losses, base_card.losses),
+        "predicted_by": {
+            "model": engine.counters["predicted_by_model"],
+            "fallback": engine.counters["predicted_by_fallback"],
+        },
+        "model_version": slot.version if slot else 0,
+        "models": slot.describe_models() if slot else [],
+        "incidents": engine.counters["incidents"],
+        "promotions": engine.counters["promotions"],
+        "alerts": [
+            {
+                k: a.get(k)
+                for k in ("index", "kind", "detector", "signal", "action", "incident", "signals")
+            }
+            for a in alerts
+        ],
+        "alerts_by_signal": dict(sorted(by_signal.items())),
+        "alerts_by_kind": dict(sorted(Counter(a["kind"] for a in alerts).items())),
+        "scored_signals": sorted(set(config.policy.act_on)),
+        "true_drifts": list(source.true_drifts),
+        **headline,
+        "detection_scores": detection_scores,
+        "not_significant": _not_significant(engine),
+        "dead_letter_reasons": dict(engine.dead_letter_reasons),
+        "labels_expired": engine.pending.expired,
+        "labels_evicted": engine.pending.evicted,
+        "keys_evicted": engine.counters["keys_evicted"],
+        "model_errors": {
+            "predict": sum(s.predict_errors for s in engine.slots.values()),
+            "learn": sum(s.learn_errors for s in engine.slots.values()),
+        },
+        "events_per_second": events / engine_seconds if engine_seconds else None,
+        "config": to_mapping(config),
+    }
+
+
+def _not_significant(engine: Engine) -> dict[str, int]:
+    """Detector alarms dropped as too small or too likely under no change, per signal family."""
+    counts = {
+        "error": sum(s.monitor.not_significant for s in engine.slots.values() if s.monitor),
+        "prediction": engine.prediction_monitor.not_significant if engine.prediction_monitor else 0,
+        "features": engine.features.not_significant if engine.features else 0,
+        "guard": engine.guard_monitor.not_significant,
+    }
+    return counts

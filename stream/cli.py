@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -133,61 +132,9 @@ def cmd_datasets(args: argparse.Namespace) -> int:
 
 
 def _print_summary(summary: dict[str, Any], out: str | None) -> None:
-    metric_name = summary["metric_name"] or "metric"
-    metric, base = summary["metric"], summary["baseline_metric"]
-    print(
-        f"driftline backtest: {summary['source']}  ({summary['events']:,} events, "
-        f"{summary['task']}: {summary['task_reason']})"
-    )
-    print(f"  model {summary['model']}, drift policy {summary['policy']}")
-    if metric is not None and base is not None:
-        better = metric - base if metric_name in ("accuracy", "f1", "r2") else base - metric
-        verdict = "adaptation paid" if better > 0 else "adaptation did not pay"
-        print(
-            f"  {metric_name} {metric:.4f}   baseline (same model, no drift action) {base:.4f}"
-            f"   {verdict} ({better:+.4f})"
-        )
-    rate = summary["events_per_second"]
-    print(
-        f"  events {summary['events']:,}  invalid {summary['invalid']:,}  learned "
-        f"{summary['learned']:,}  guarded {summary['guarded']:,}  late labels dropped "
-        f"{summary['labels_too_late']:,}  {rate or 0:,.0f} events/s"
-    )
-    print(
-        f"  predictions: {summary['predicted_by']['model']:,} by the model, "
-        f"{summary['predicted_by']['fallback']:,} by the fallback; final model version "
-        f"{summary['model_version']}"
-    )
-    if summary["true_drifts"]:
-        delay = summary["detection_delay_mean"]
-        print(
-            f"  true drifts {', '.join(map(str, summary['true_drifts']))}: detected "
-            f"{len(summary['detected'])}/{len(summary['true_drifts'])}"
-            + (f", mean delay {delay:.0f} events" if delay is not None else "")
-            + f"; false alarms {summary['false_alarms']}; missed {summary['missed_drifts']}"
-        )
-    else:
-        print(f"  no true drifts given; drift alarms: {summary['false_alarms']}")
-    alerts = summary["alerts"]
-    kinds = Counter(a["kind"] for a in alerts)
-    print(f"  alerts {len(alerts)}: " + ", ".join(f"{k} {n}" for k, n in sorted(kinds.items())))
-    for alert in alerts[:12]:
-        print(
-            f"    #{alert['index']:<8} {alert['kind']:<10} {alert['signal']:<18} "
-            f"{alert['detector']:<13} action: {alert['action']}"
-        )
-    if len(alerts) > 12:
-        print(f"    ... {len(alerts) - 12} more in alerts.jsonl")
-    if summary["dead_letter_reasons"]:
-        reasons = ", ".join(f"{r} {n}" for r, n in summary["dead_letter_reasons"].items())
-        print(f"  dead letters by reason: {reasons}")
-    if out:
-        print(
-            f"  written to {out}/: summary.json predictions.jsonl alerts.jsonl dead_letter.jsonl report.png"
-            + (" model.snapshot" if summary.get("snapshot") else "")
-        )
-        if not summary.get("snapshot"):
-            print("  (no model.snapshot: set DRIFTLINE_SNAPSHOT_KEY to write a signed one)")
+    from stream.summary_text import summary_lines
+
+    print("\n".join(summary_lines(summary, out)))
 
 
 def cmd_backtest(args: argparse.Namespace) -> int:

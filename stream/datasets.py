@@ -169,15 +169,71 @@ def _balanced_agrawal(function: int, seed: int, coin_seed: int) -> Iterator[Pair
         yield waiting[wanted].popleft(), wanted
 
 
-def _agrawal(functions: Sequence[int], starts: Sequence[int]) -> Source:
+def _agrawal(functions: Sequence[int], starts: Sequence[int], width: int = 0) -> Source:
     def source(seed: int) -> Iterator[Pair]:
         seeds = _sub_seeds(seed, 2 * len(functions))
         concepts = [
             _balanced_agrawal(f, seeds[2 * k], seeds[2 * k + 1]) for k, f in enumerate(functions)
         ]
-        return _switching(concepts, starts, 0, random.Random(seed))
+        return _switching(concepts, starts, width, random.Random(seed))
 
     return source
+
+
+_STAGGER_NAMES = {
+    "size": ("small", "medium", "large"),
+    "color": ("red", "green", "blue"),
+    "shape": ("square", "circle", "triangle"),
+}
+
+
+def _stagger(functions: Sequence[int], starts: Sequence[int]) -> Source:
+    # Categorical features as strings, the way a user's events carry them (one-hot encoded).
+    def source(seed: int) -> Iterator[Pair]:
+        from river.datasets import synth
+
+        seeds = _sub_seeds(seed, len(functions))
+        concepts = [
+            iter(synth.STAGGER(classification_function=f, seed=s))
+            for f, s in zip(functions, seeds, strict=True)
+        ]
+        for x, y in _switching(concepts, starts, 0, random.Random(seed)):
+            yield {k: _STAGGER_NAMES[k][int(v)] for k, v in x.items()}, bool(y)
+
+    return source
+
+
+def _rbf(starts: Sequence[int]) -> Source:
+    # Each concept is a new set of centroids (river's seed_model): inputs and labels both move.
+    def source(seed: int) -> Iterator[Pair]:
+        from river.datasets import synth
+
+        seeds = _sub_seeds(seed, 2 * (len(starts) + 1))
+        concepts = [
+            iter(
+                synth.RandomRBF(
+                    seed_model=seeds[2 * k],
+                    seed_sample=seeds[2 * k + 1],
+                    n_classes=2,
+                    n_features=8,
+                    n_centroids=20,
+                )
+            )
+            for k in range(len(starts) + 1)
+        ]
+        for x, y in _switching(concepts, starts, 0, random.Random(seed)):
+            yield {f"x{i + 1}": float(v) for i, v in x.items()}, bool(y)
+
+    return source
+
+
+def _hyperplane(seed: int) -> Iterator[Pair]:
+    from river.datasets import synth
+
+    (own_seed,) = _sub_seeds(seed, 1)
+    stream = synth.Hyperplane(seed=own_seed, n_features=8, mag_change=0.0, noise_percentage=0.05)
+    for x, y in stream:
+        yield {f"x{i + 1}": float(v) for i, v in x.items()}, bool(y)
 
 
 def _friedman(positions: tuple[int, int]) -> Source:
@@ -242,6 +298,47 @@ DATASETS: dict[str, Dataset] = {
             source=_agrawal((6, 7, 8, 7), _DRIFTS_20K),
         ),
         Dataset(
+            name="agrawal-gradual",
+            description="Agrawal as agrawal-abrupt, but each change is a sigmoid mixture over "
+            "2000 events starting at 5000/10000/15000",
+            task="classification",
+            size=20000,
+            true_drifts=_DRIFTS_20K,
+            drift_kind="gradual",
+            drift_width=_GRADUAL_WIDTH,
+            source=_agrawal((6, 7, 8, 7), _DRIFTS_20K, _GRADUAL_WIDTH),
+        ),
+        Dataset(
+            name="stagger-abrupt",
+            description="STAGGER, 3 categorical features (strings); rule 0 -> 2 -> 0 at "
+            "15000/30000 (abrupt)",
+            task="classification",
+            size=45000,
+            true_drifts=(15000, 30000),
+            drift_kind="abrupt",
+            source=_stagger((0, 2, 0), (15000, 30000)),
+        ),
+        Dataset(
+            name="rbf-abrupt",
+            description="Random RBF, 8 features, 20 centroids; all-new centroids at 25000: "
+            "inputs and concept change at once (abrupt)",
+            task="classification",
+            size=50000,
+            true_drifts=(25000,),
+            drift_kind="abrupt",
+            source=_rbf((25000,)),
+        ),
+        Dataset(
+            name="hyperplane-stationary",
+            description="Rotating hyperplane with no rotation, 8 features, 5% label noise: "
+            "50,000 events of no drift (false alarms on every signal)",
+            task="classification",
+            size=50000,
+            true_drifts=(),
+            drift_kind="none",
+            source=_hyperplane,
+        ),
+        Dataset(
             name="friedman-drift",
             description="Friedman regression, 10 features; relevant features swap at 5000, the "
             "original concept returns at 10000 (abrupt, recurring)",
@@ -263,7 +360,7 @@ def get_dataset(name: str) -> Dataset:
     >>> get_dataset("nope")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    ValueError: unknown dataset 'nope'; valid names: agrawal-abrupt, friedman-drift, ...
+    ValueError: unknown dataset 'nope'; valid names: agrawal-abrupt, agrawal-gradual, ...
     """
     try:
         return DATASETS[name]

@@ -30,6 +30,8 @@ class Source:
     items: Iterator[Any]
     total: int | None = None
     true_drifts: list[int] = field(default_factory=list)
+    #: Events over which each true drift is spread (0: abrupt); widens the detection window.
+    drift_width: int = 0
 
 
 def _number_or_text(text: str) -> Any:
@@ -161,7 +163,7 @@ def open_source(
         ds = get_dataset(dataset)
         total = ds.size if limit is None else min(limit, ds.size)
         drifts = [d for d in ds.true_drifts if d < total]
-        return Source(dataset, ds.events(limit=total, seed=seed), total, drifts)
+        return Source(dataset, ds.events(limit=total, seed=seed), total, drifts, ds.drift_width)
     assert file is not None
     path = Path(file)
     if not path.is_file():
