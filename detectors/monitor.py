@@ -217,7 +217,7 @@ class SignalMonitor:
         self._candidate = None
         self.alarm_active = True
         self._quiet_since_alarm = 0
-        evidence = dict(candidate["evidence"]) if candidate else self._evidence()
+        evidence: dict[str, Any] = dict(candidate["evidence"] if candidate else self._evidence())
         evidence["confirmed_by"] = test
         alert = self._alert("drift", index, evidence)
         if alert is not None:

@@ -27,6 +27,7 @@ from stream.kafka_clients import (
     settings_from_args,
     wrap,
 )
+from stream.summary_text import signal_text
 
 #: How often a missing topic is looked for again.
 TOPIC_RETRY_S = 1.0
@@ -43,7 +44,10 @@ def _iso(ms: Any) -> str:
 
 
 def format_alert(alert: Any, record_ts_ms: int | None = None) -> str:
-    """One line: time, partition, detector, signal, kind, action, model version (-> new)."""
+    """One line: time, partition, detector, signal, kind, action, model version (-> new).
+
+    A record of an incident (``drift`` opens it, ``update`` adds a signal, ``recovered`` closes
+    it) reads as the incident: its id and every signal that moved so far, with effect sizes."""
     if not isinstance(alert, dict):
         return f"{_iso(record_ts_ms)}  (not an alert object) {orjson.dumps(alert).decode()}"
     when = _iso(alert.get("ts") if alert.get("ts") is not None else record_ts_ms)
@@ -51,6 +55,14 @@ def format_alert(alert: Any, record_ts_ms: int | None = None) -> str:
     version = f"model v{before}"
     if after is not None and after != before:
         version += f" -> v{after}"
+    signals = alert.get("signals")
+    if alert.get("incident") and isinstance(signals, list) and signals:
+        moved = ", ".join(signal_text(s) for s in signals if isinstance(s, dict))
+        return (
+            f"{when}  partition {alert.get('partition', '-')}  incident {alert['incident']}  "
+            f"{alert.get('kind', '-')!s:<10} {moved}  action: {alert.get('action', '-')}  "
+            f"{version}"
+        )
     line = (
         f"{when}  partition {alert.get('partition', '-')}  "
         f"{alert.get('detector', '-')!s:<13} {alert.get('signal', '-')!s:<18} "

@@ -218,7 +218,7 @@ def _detection_scores(
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Scores on the signals the policy acts on (the headline), and per signal, per incident and
     for a periodic dummy with as many alarms as there were incidents."""
-    options = {"events": events, "width": source.drift_width}
+    options: dict[str, Any] = {"events": events, "width": source.drift_width}
     detections = ("drift", "update")  # an update is a signal's own detection inside an incident
 
     def on(family: str) -> list[dict[str, Any]]:

@@ -38,7 +38,7 @@ from typing import Any, TypeVar
 START_TS_MS = 1_704_067_200_000
 TS_STEP_MS = 1000
 
-Pair = tuple[dict[str, float], Any]
+Pair = tuple[dict[str, Any], Any]
 #: A stream source: seed -> unbounded iterator of ``(features, label)`` pairs.
 Source = Callable[[int], Iterator[Pair]]
 T = TypeVar("T")

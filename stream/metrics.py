@@ -77,6 +77,26 @@ class EngineCollector(Collector):
         pending = GaugeMetricFamily(
             "driftline_pending_labels", "Predictions waiting for their label", labels=["partition"]
         )
+        incidents = CounterMetricFamily(
+            "driftline_incidents",
+            "Drift incidents opened (one per change, whatever the signals)",
+            labels=["partition"],
+        )
+        promotions = CounterMetricFamily(
+            "driftline_promotions",
+            "Challengers that replaced the champion after a significant paired test",
+            labels=["partition"],
+        )
+        model_metric = GaugeMetricFamily(
+            "driftline_model_metric",
+            "Prequential metric of the champion and each challenger (position 0 is the champion)",
+            labels=["partition", "position", "model", "role", "metric"],
+        )
+        model_labels = GaugeMetricFamily(
+            "driftline_model_labels",
+            "Labels each model has learned (position 0 is the champion)",
+            labels=["partition", "position", "model", "role"],
+        )
         for partition, engine in engines:
             p = str(partition)
             counters = dict(engine.counters)
@@ -101,8 +121,20 @@ class EngineCollector(Collector):
             version.add_metric([p], header_version)
             watermark.add_metric([p], engine.watermark)
             pending.add_metric([p], len(engine.pending))
+            incidents.add_metric([p], counters.get("incidents", 0))
+            promotions.add_metric([p], counters.get("promotions", 0))
+            # The partition's own model (per-key models would make the label set unbounded).
+            slot = engine.slots.get(None)
+            if slot is not None and metric_name is not None:
+                task_metric = "accuracy" if slot.classification else "mae"
+                for position, model in enumerate(slot.describe_models()):
+                    labels = [p, str(position), model["name"], model["role"]]
+                    model_labels.add_metric(labels, model["labels"])
+                    if model["metric"] is not None:
+                        model_metric.add_metric([*labels, task_metric], model["metric"])
         yield from (events, predictions, learned, guarded, late, dead, alerts)
-        yield from (metric, version, watermark, pending)
+        yield from (metric, version, watermark, pending, incidents, promotions)
+        yield from (model_metric, model_labels)
 
 
 def _finite(metric: Any) -> float | None:

@@ -114,6 +114,11 @@ def _apply_env(data: dict[str, Any], environ: typing.Mapping[str, str]) -> None:
 def _check_names(settings: Settings) -> None:
     model = settings.model
     check_model_name(model.name)
+    for name in settings.policy.challengers:
+        try:
+            check_model_name(name)
+        except ConfigError as exc:
+            raise ConfigError(str(exc).replace("model.name", "policy.challengers", 1)) from None
     if ":" not in model.name:
         # Build once per variant the task allows, to check the parameters against the River
         # class before any event: with task "auto" the first label may pick any of them.
