@@ -90,6 +90,7 @@ class Challenger:
         self.origin = origin  # "fresh" (started at an alarm), "configured", "former champion"
         self.started_at = started_at
         self.labels = 0
+        self.shadow_labels = 0  # learned as a challenger (a former champion brings its past)
         self.metric = new_metric(classification)
         self.pairs: deque[tuple[float, float]] = deque(maxlen=window)
         self.since_check = 0
@@ -108,6 +109,7 @@ class Challenger:
             self.failed = True
             return
         self.labels += 1
+        self.shadow_labels += 1
 
     def describe(self) -> dict[str, Any]:
         value = self.metric.get() if self.labels else None

@@ -269,11 +269,10 @@ class ModelSlot:
                 result["test"],
             )
         self.challengers.remove(challenger)
-        if challenger.origin != "fresh":
-            # A configured challenger that wins swaps roles: the old champion keeps learning in
-            # shadow and can win back.
-            former = self._add_challenger(self.champion_name, self.model, "former champion", index)
-            former.labels = self.labels_learned
+        # The old champion keeps learning in shadow and wins back if the new one falls behind
+        # it later (a fresh model can win early on a change and plateau below the old one).
+        former = self._add_challenger(self.champion_name, self.model, "former champion", index)
+        former.labels = self.labels_learned
         self.model, self.champion_name = challenger.model, challenger.name
         self.has_proba = self.classification and callable(
             getattr(self.model, "predict_proba_one", None)
@@ -292,13 +291,14 @@ class ModelSlot:
         return evidence
 
     def _expire_challengers(self, index: int) -> None:
-        """A fresh challenger that did not win within ``challenger_max_labels`` labels, while no
-        alarm is active, is dropped: the change it was started for did not need a new model."""
+        """A fresh challenger (or a former champion) that did not win within
+        ``challenger_max_labels`` labels in shadow, while no alarm is active, is dropped: the
+        change it was started for did not need it. Configured challengers stay."""
         limit = self.config.policy.challenger_max_labels
         self.challengers = [
             c
             for c in self.challengers
-            if c.origin != "fresh" or c.labels < limit or self.alarm_active
+            if c.origin == "configured" or c.shadow_labels < limit or self.alarm_active
         ]
 
     def describe_models(self) -> list[dict[str, Any]]:

@@ -30,7 +30,13 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-KIND_COLOURS = {"drift": "#d62728", "warning": "#ff7f0e", "recovered": "#2ca02c"}
+KIND_COLOURS = {
+    "drift": "#d62728",
+    "update": "#9467bd",
+    "warning": "#ff7f0e",
+    "recovered": "#2ca02c",
+    "promoted": "#17becf",
+}
 _OTHER_KIND_COLOUR = "#7f7f7f"
 _TRUE_DRIFT_STYLE: dict[str, Any] = {"color": "black", "linestyle": "--", "linewidth": 1.0}
 #: Rows in the alert strip before the remaining signals are folded into one "other" row.
@@ -90,7 +96,8 @@ def write_report(
     """Draw the report as a PNG at ``path`` (parent folders are created) and return the path.
 
     ``series`` and ``baseline_series`` are ``(event index, metric value)`` pairs; each alert needs
-    ``index`` and should have ``kind`` ("warning", "drift" or "recovered"), ``detector`` and
+    ``index`` and should have ``kind`` ("drift", "update", "recovered", "warning", "promoted"),
+    ``detector`` and
     ``signal`` ("error", "prediction", "feature:<name>", "guard", ...).
     """
     try:
@@ -127,16 +134,17 @@ def write_report(
     if true_drifts:
         handles.append(Line2D([], [], **_TRUE_DRIFT_STYLE, label="true drift"))
 
-    # Error-signal alerts on the metric: drifts as full-height lines, the rest as ticks on top.
+    # On the metric: each incident's opening (a drift record, any signal) and each promotion as a
+    # full-height line; the error signal's other alerts as ticks on top.
     top = main.get_xaxis_transform()  # x in data units, y in axes fraction
     for alert in alerts:
-        if alert.get("signal") != "error":
-            continue
         kind = alert.get("kind")
         colour = KIND_COLOURS.get(str(kind), _OTHER_KIND_COLOUR)
         if kind == "drift":
             main.axvline(alert["index"], color=colour, linewidth=1.2, alpha=0.75, zorder=2)
-        else:
+        elif kind == "promoted":
+            main.axvline(alert["index"], color=colour, linewidth=1.4, linestyle="-.", zorder=2)
+        elif alert.get("signal") == "error":
             main.plot(
                 [alert["index"]], [0.97], marker="v", markersize=7, color=colour, transform=top
             )
@@ -167,7 +175,9 @@ def write_report(
     main.grid(True, color="#eeeeee")
     if handles:
         # Below the axes, not inside: a legend box would hide the dip after a drift.
-        fig.legend(handles=handles, loc="outside lower center", ncols=len(handles), fontsize=9)
+        fig.legend(
+            handles=handles, loc="outside lower center", ncols=min(len(handles), 5), fontsize=9
+        )
 
     strip.set_yticks(range(len(labels)), labels, fontsize=8)
     strip.set_ylim(len(labels) - 0.5 if labels else 0.5, -0.5)
