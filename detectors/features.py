@@ -16,10 +16,10 @@ change twice.
 >>> values = [rng.gauss(20, 2) for _ in range(3000)] + [rng.gauss(23, 2) for _ in range(3000)]
 >>> alerts = [a for i, v in enumerate(values) if (a := mon.update(v, i))]
 >>> [(a["kind"], a["first_index"], a["index"]) for a in alerts if a["kind"] == "drift"]
-[('drift', 3091, 3291)]
+[('drift', 3059, 3259)]
 >>> effect = [a for a in alerts if a["kind"] == "drift"][0]["effect"]
 >>> round(effect["before"], 1), round(effect["after"], 1), round(effect["d"], 1)
-(19.9, 23.0, 1.6)
+(19.9, 23.1, 1.6)
 """
 
 from __future__ import annotations

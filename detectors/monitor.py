@@ -2,8 +2,9 @@
 
 It turns River's ``drift_detected`` flags into debounced alerts with evidence:
 
-* ``warning``: the more sensitive detector fired (no significance check: a warning starts a
-  challenger, it is not a claim that anything changed);
+* ``warning``: the more sensitive detector fired, or the drift detector did and its alarm waits
+  for confirmation (no significance check: a warning starts a challenger, it is not a claim that
+  anything changed). With a confirmation window, the warning detector's alarm is tested too;
 * ``drift``: the drift detector fired, the change goes the watched way, and over the
   ``confirm_events`` values after the alarm it is large (``min_effect``) and unlikely under no
   change (the ``ert`` budget): see :mod:`detectors.effect`. An alarm that fails is dropped and
@@ -22,12 +23,12 @@ never triggers an action, it only ends an active alarm early as ``recovered``.
 >>> worse = [float(rng.random() < 0.3) for _ in range(2000)]
 >>> alerts = [a for i, v in enumerate(calm + worse) if (a := mon.update(v, i))]
 >>> [(a["kind"], a["index"]) for a in alerts]
-[('warning', 2047), ('drift', 2343), ('recovered', 3343)]
+[('warning', 2047), ('drift', 2247), ('recovered', 3247)]
 >>> drift = alerts[1]
 >>> drift["first_index"], round(drift["effect"]["before"], 2), round(drift["effect"]["after"], 2)
-(2143, 0.11, 0.29)
+(2047, 0.11, 0.28)
 >>> round(drift["effect"]["d"], 2)
-0.56
+0.55
 """
 
 from __future__ import annotations
@@ -184,6 +185,11 @@ class SignalMonitor:
         if self.warner is not None and self.warner.drift_detected and not self.warning_active:
             evidence = self._evidence()
             if self._goes_watched_way(evidence["after"] - evidence["before"]):
+                if self.confirm_events > 0 and candidate is None and not self.alarm_active:
+                    # The confirmation test carries the false-alarm budget, so the more
+                    # sensitive detector may propose a change too: a small, lasting rise that
+                    # the drift detector is slow to see is then tested all the same.
+                    return self._open_candidate(index, evidence)
                 self.warning_active = True
                 self._since_warning = 0
                 return self._alert("warning", index, evidence)
@@ -215,6 +221,12 @@ class SignalMonitor:
         signal moved from its reference to ``after_mean`` over ``after_n`` values."""
         candidate = self._candidate
         self._candidate = None
+        effect = self._reference().effect(after_mean, after_n, binary=self.binary)
+        d = effect["d"] if self.direction != "down" else -effect["d"]
+        if (abs(d) if self.direction == "both" else d) < self.min_effect:
+            # The new model is better, but this signal did not move enough to call it a drift.
+            self.not_significant += 1
+            return None
         self.alarm_active = True
         self._quiet_since_alarm = 0
         evidence: dict[str, Any] = dict(candidate["evidence"] if candidate else self._evidence())
@@ -222,7 +234,7 @@ class SignalMonitor:
         alert = self._alert("drift", index, evidence)
         if alert is not None:
             alert["first_index"] = candidate["first_index"] if candidate else first_index
-            alert["effect"] = self._reference().effect(after_mean, after_n, binary=self.binary)
+            alert["effect"] = effect
         return alert
 
     def _decide(

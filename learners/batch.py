@@ -106,12 +106,12 @@ def process_batch(
             engine.pending.add(event["id"], entry, engine.clock_ms)
             continue
         labelled += 1
+        if scorecard is not None:
+            scorecard.add(y, prediction, classification)
         if prediction is not None:
             metric_update(y, prediction)
             if rolling is not None:
                 rolling.update(y, prediction)
-            if scorecard is not None:
-                scorecard.add(y, prediction, classification)
         if flagged:
             guarded += 1
             continue

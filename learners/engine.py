@@ -419,12 +419,12 @@ class Engine:
             return
         key, xm, prediction, model_prediction, flagged, _, version, shadow = entry
         self.counters["labelled"] += 1
+        if self.scorecard is not None:
+            self.scorecard.add(y, prediction, self.task == "classification")
         if prediction is not None:
             self.metric.update(y, prediction)
             if self.rolling is not None:
                 self.rolling.update(y, prediction)
-            if self.scorecard is not None:
-                self.scorecard.add(y, prediction, self.task == "classification")
         if flagged:
             self.counters["guarded"] += 1  # predicted, never learned from
             return

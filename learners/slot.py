@@ -75,6 +75,8 @@ class ModelSlot:
         self.predict_errors = 0
         self.learn_errors = 0
         self.champion_name = config.model.name
+        # "model" (the config's), or the origin of the challenger that became champion.
+        self.champion_origin = "model"
         self.champion_metric = new_metric(self.classification)
         self.champion_since = 0
         self.promotions: list[dict[str, Any]] = []
@@ -271,8 +273,11 @@ class ModelSlot:
         self.challengers.remove(challenger)
         # The old champion keeps learning in shadow and wins back if the new one falls behind
         # it later (a fresh model can win early on a change and plateau below the old one).
-        former = self._add_challenger(self.champion_name, self.model, "former champion", index)
+        # A configured challenger stays one (it always learns in shadow); others expire in time.
+        demoted = "configured" if self.champion_origin == "configured" else "former champion"
+        former = self._add_challenger(self.champion_name, self.model, demoted, index)
         former.labels = self.labels_learned
+        self.champion_origin = challenger.origin
         self.model, self.champion_name = challenger.model, challenger.name
         self.has_proba = self.classification and callable(
             getattr(self.model, "predict_proba_one", None)

@@ -143,7 +143,10 @@ def main() -> int:
         ),
         "default config + an ARF challenger": lambda: engine_loop(
             events[:ARF_EVENTS],
-            {"snapshot": {"every_events": 0}, "policy": {"challengers": ["adaptive_random_forest"]}},
+            {
+                "snapshot": {"every_events": 0},
+                "policy": {"challengers": ["adaptive_random_forest"]},
+            },
         ),
     }
     sizes = {name: args.events for name in cases}

@@ -112,8 +112,11 @@ class Scorecard:
         return abs(float(y) - float(guess))
 
     def add(self, y: Any, prediction: Any, classification: bool) -> None:
+        """One label in scoring order; ``prediction`` is ``None`` when nothing could predict
+        (the label still becomes the no-change baseline's next guess)."""
         self.classification = classification
-        self.losses.append(self._loss(y, prediction))
+        if prediction is not None:
+            self.losses.append(self._loss(y, prediction))
         if self._has_previous:
             self.no_change_losses.append(self._loss(y, self._previous))
         self._previous, self._has_previous = y, True

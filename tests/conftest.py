@@ -10,6 +10,11 @@ Integration tests (marker ``integration``) talk to a real Kafka broker through t
 
 A broker that cannot be started fails the tests, never skips them: in CI (``CI=true``) the
 integration tests are required, and locally a silent skip would hide that nothing was tested.
+
+``UNCONFIRMED`` (importable as ``from conftest import UNCONFIRMED``) is the detector setting for
+tests of what a drift *does* (the actions, the fallback under alarm, a mid-batch reset): with it
+a detector's raw alarm is a drift at once, with no confirmation window, effect size or false-alarm
+budget, so those tests do not depend on the confirmation step (tested on its own).
 """
 
 from __future__ import annotations
@@ -27,6 +32,11 @@ KAFKA_LOCAL = REPO_DIR / "scripts" / "kafka-local"
 # Maven download on the first run + KAFKA_START_TIMEOUT (90 s) of the script itself.
 START_TIMEOUT_S = 600
 STOP_TIMEOUT_S = 60
+
+#: ``detectors.<signal>`` settings under which a detector's alarm is a drift at once (the
+#: defaults confirm it first: ``confirm_events`` values later, ``min_effect``, ``ert``).
+#: Usage: ``detectors={"error": UNCONFIRMED}`` or ``{"error": {**UNCONFIRMED, "warning": False}}``.
+UNCONFIRMED: dict[str, float | int] = {"min_effect": 0.0, "ert": 0.0, "confirm_events": 0}
 
 
 def _free_port() -> int:

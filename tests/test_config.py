@@ -35,9 +35,17 @@ def test_defaults_load_without_a_file_or_environment() -> None:
     assert settings == Settings()
     assert settings.model.name == "auto" and settings.model.params == {}
     assert settings.engine == EngineConfig()
-    assert (settings.policy.action, settings.policy.act_on) == ("background", ("error",))
-    assert settings.detectors.error == ModelDetectorConfig()
-    assert settings.detectors.prediction.warning is False
+    assert (settings.policy.action, settings.policy.act_on) == ("challenger", ("error",))
+    # An alarm is a drift only once confirmed: a larger effect for the predictions and features
+    # than for the 0/1 error, all within the same false-alarm budget (one per 1e6 events).
+    detectors = settings.detectors
+    assert detectors.error == ModelDetectorConfig(min_effect=0.15, confirm_events=400)
+    assert (detectors.prediction.warning, detectors.prediction.warmup) == (False, 1000)
+    assert [
+        (d.min_effect, d.ert, d.confirm_events)
+        for d in (detectors.error, detectors.prediction, detectors.features)
+    ] == [(0.15, 1e6, 400), (0.5, 1e6, 500), (0.5, 1e6, 500)]
+    assert (settings.alerts.warnings, settings.alerts.close_after) == (True, 2000)
     assert (settings.fallback.kind, settings.fallback.warmup_labels) == ("baseline", 50)
     assert settings.kafka.topics.alerts == "drift-alerts"
 

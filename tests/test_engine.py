@@ -11,6 +11,7 @@ from typing import Any
 
 import orjson
 import pytest
+from conftest import UNCONFIRMED
 
 from learners.config import ConfigError, LearningConfig, from_mapping
 from learners.engine import Engine, encode_features
@@ -318,13 +319,25 @@ def test_string_and_boolean_features_are_encoded_for_the_model() -> None:
 
 # --------------------------------------------------------------------------- drift actions
 
+# These tests are about what a drift does, so the error detector's alarm is the drift
+# (UNCONFIRMED: no confirmation window, effect size or false-alarm budget). On this stream its
+# warning fires at 2571 and its drift at 2603; the incident closes (``recovered``) once
+# ``alerts.close_after`` (2000) events pass with no new detection and no active alarm: at 4603.
 CHANGE = 2500
 N = 5000
+CLOSE_AFTER = 2000
 
 
-def _drift_run(action: str, **sections: Any) -> tuple[Engine, list[dict[str, Any]]]:
+def _drift_run(
+    action: str, error: dict[str, Any] | None = None, **sections: Any
+) -> tuple[Engine, list[dict[str, Any]]]:
     engine = Engine(
-        make_config(policy={"action": action}, snapshot={"every_events": 500}, **sections)
+        make_config(
+            policy={"action": action},
+            snapshot={"every_events": 500},
+            detectors={"error": {**UNCONFIRMED, **(error or {})}},
+            **sections,
+        )
     )
     feed(engine, sea_events(N, change_at=CHANGE))
     return engine, engine.outputs.drain().alerts
@@ -332,11 +345,18 @@ def _drift_run(action: str, **sections: Any) -> tuple[Engine, list[dict[str, Any
 
 def test_no_action_keeps_the_model() -> None:
     engine, alerts = _drift_run("none")
-    assert error_alerts(alerts) == [
-        (2571, "warning", "none", 1, 1),
+    records = error_alerts(alerts)
+    assert records[:2] == [(2571, "warning", "none", 1, 1), (2603, "drift", "none", 1, 1)]
+    # Later warnings are left out: with no confirmation window the monitor keeps its pre-drift
+    # reference (STALE_REFERENCE in test_detectors.py) and warns again at 3691.
+    assert [r for r in records if r[1] != "warning"] == [
         (2603, "drift", "none", 1, 1),
-        (3603, "recovered", "none", 1, 1),
+        (2603 + CLOSE_AFTER, "recovered", "none", 1, 1),
     ]
+    drift, recovered = (a for a in alerts if a["kind"] in ("drift", "recovered"))
+    assert drift["incident"] == recovered["incident"] == "p-2603"
+    assert [s["signal"] for s in drift["signals"]] == ["error"]
+    assert recovered["evidence"]["last_detection_at"] == 2603
     assert engine.slots[None].version == 1
     assert engine.slots[None].labels_learned == N
 
@@ -346,7 +366,7 @@ def test_reset_starts_a_fresh_model() -> None:
     assert error_alerts(alerts) == [
         (2571, "warning", "none", 1, 1),
         (2603, "drift", "reset", 1, 2),
-        (3903, "recovered", "none", 2, 2),
+        (2603 + CLOSE_AFTER, "recovered", "none", 2, 2),
     ]
     slot = engine.slots[None]
     assert slot.version == 2
@@ -355,7 +375,7 @@ def test_reset_starts_a_fresh_model() -> None:
 
 
 def test_background_swaps_in_the_model_started_at_the_warning() -> None:
-    engine = Engine(make_config(policy={"action": "background"}))
+    engine = Engine(make_config(policy={"action": "background"}, detectors={"error": UNCONFIRMED}))
     slot = None
     started = None
     swapped_at = None
@@ -384,7 +404,7 @@ def test_background_swaps_in_the_model_started_at_the_warning() -> None:
 
 
 def test_background_without_a_warning_resets_and_says_so() -> None:
-    engine, alerts = _drift_run("background", detectors={"error": {"warning": False}})
+    engine, alerts = _drift_run("background", error={"warning": False})
     assert error_alerts(alerts)[0] == (
         2603,
         "drift",
@@ -396,7 +416,13 @@ def test_background_without_a_warning_resets_and_says_so() -> None:
 
 
 def test_rollback_returns_to_the_last_snapshot_model() -> None:
-    engine = Engine(make_config(policy={"action": "rollback"}, snapshot={"every_events": 500}))
+    engine = Engine(
+        make_config(
+            policy={"action": "rollback"},
+            snapshot={"every_events": 500},
+            detectors={"error": UNCONFIRMED},
+        )
+    )
     events = list(sea_events(N, change_at=CHANGE))
     saved = None
     rolled_back_at = None
@@ -441,7 +467,7 @@ def test_drift_of_a_signal_not_acted_on_changes_nothing() -> None:
     engine = Engine(
         make_config(
             policy={"action": "reset", "act_on": ["features"]},
-            detectors={"error": {"warning": False}},
+            detectors={"error": {**UNCONFIRMED, "warning": False}},
         )
     )
     feed(engine, sea_events(N, change_at=CHANGE))
@@ -499,15 +525,20 @@ def test_custom_classifier_with_predict_one_only_is_used() -> None:
 
 
 def test_untrusted_model_under_alarm_gives_way_to_the_fallback() -> None:
-    engine = Engine(make_config(policy={"action": "none", "trust_model_during_alarm": False}))
+    engine = Engine(
+        make_config(
+            policy={"action": "none", "trust_model_during_alarm": False},
+            detectors={"error": UNCONFIRMED},
+        )
+    )
     feed(engine, sea_events(N, change_at=CHANGE))
     out = engine.outputs.drain()
-    assert error_alerts(out.alerts)[1:] == [
-        (2603, "drift", "none", 1, 1),
-        (3603, "recovered", "none", 1, 1),
+    assert [r for r in error_alerts(out.alerts) if r[1] == "drift"] == [
+        (2603, "drift", "none", 1, 1)
     ]
     sources = [p["source"] for p in out.predictions]
-    # The drift is raised while learning event 2603 and ends while learning event 3603.
+    # The drift is raised while learning event 2603; its alarm ends (recovery_events, 1000
+    # quiet labels later) while learning event 3603. The incident closes later (not an alarm).
     assert sources[50:2604] == ["model"] * (2604 - 50)
     assert sources[2604:3604] == ["fallback"] * 1000
     assert sources[3604:] == ["model"] * (N - 3604)
@@ -517,6 +548,7 @@ def test_snapshot_fallback_predicts_with_the_last_good_model() -> None:
     engine = Engine(
         make_config(
             policy={"action": "none", "trust_model_during_alarm": False},
+            detectors={"error": UNCONFIRMED},
             fallback={"kind": "snapshot"},
             snapshot={"every_events": 500},
         )
@@ -591,9 +623,11 @@ def test_burst_of_outliers_raises_a_guard_alert() -> None:
     burst = ({"id": f"p{i}", "x": {"x1": 1e6, "x2": 1e6}, "y": True} for i in range(300))
     feed(engine, burst, 500)
     guard_alerts = [a for a in engine.outputs.drain().alerts if a["signal"] == "guard"]
-    assert [(a["kind"], a["detector"], a["index"], a["action"]) for a in guard_alerts] == [
-        ("drift", "adwin", 511, "none")
-    ]
+    # The detector fires at 511; the 200 flags that follow confirm it (a rate near 0 going to 1).
+    assert [
+        (a["kind"], a["detector"], a["first_index"], a["index"], a["action"]) for a in guard_alerts
+    ] == [("drift", "adwin", 511, 711, "none")]
+    assert guard_alerts[0]["effect"]["after"] > 0.9
     # The 300-event burst outlasts rebase_after (200): then it is a new regime and is learned.
     assert engine.counters["guarded"] == engine.config.guard.rebase_after
 
@@ -859,7 +893,7 @@ def test_batch_stops_monitoring_the_replaced_model_after_a_mid_batch_reset() -> 
     # the batch (332 of them here), where per-event mode monitors nothing for `warmup` labels.
     # Fix: after engine._on_alert(...) in the loop, stop feeding the monitor when slot.version
     # changed (e.g. `watch_error = watch_error and slot.version == version_at_start`).
-    engine = Engine(make_config(policy={"action": "reset"}))
+    engine = Engine(make_config(policy={"action": "reset"}, detectors={"error": UNCONFIRMED}))
     events = list(sea_events(N, change_at=CHANGE))
     engine.process_batch(events[:500], list(range(500)))  # decides the task: creates the slot
     monitor = engine.slots[None].monitor

@@ -149,13 +149,26 @@ def test_a_future_producer_clock_does_not_expire_waiting_labels() -> None:
 def test_a_late_label_of_a_replaced_model_is_not_monitored() -> None:
     engine = Engine(config(detectors={"error": {"warmup": 0}}))
     feed(engine, sea(100))
-    engine.process({"id": "late", "x": sea(1)[0]["x"]}, 100)
+    x = sea(1)[0]["x"]
+    engine.process({"id": "late", "x": x}, 100)
     slot = engine.slots[None]
     slot.apply("reset")  # the model that predicted "late" is gone
-    updates = slot.monitor._n  # type: ignore[union-attr]
+    engine.process({"id": "new", "x": x}, 101)  # predicted by the fresh model
+    monitor = slot.monitor
+    assert monitor is not None
+    fed: list[int] = []
+    update = monitor.update
+
+    def spy(value: float, index: int) -> Any:
+        fed.append(index)
+        return update(value, index)
+
+    monitor.update = spy  # type: ignore[method-assign]
     engine.process_label({"id": "late", "y": True})
-    assert slot.monitor._n == updates  # type: ignore[union-attr]
-    assert engine.counters["labels_joined"] == 1
+    assert fed == []
+    engine.process_label({"id": "new", "y": True})  # the current model's own error is watched
+    assert len(fed) == 1
+    assert engine.counters["labels_joined"] == 2
 
 
 def test_a_warning_that_never_becomes_a_drift_lapses() -> None:
