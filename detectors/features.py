@@ -57,6 +57,10 @@ class ScaledMonitor:
     def not_significant(self) -> int:
         return self.monitor.not_significant
 
+    @property
+    def pending(self) -> bool:
+        return self.monitor.pending
+
     def confirm_by_test(
         self, index: int, first_index: int, after_mean: float, after_n: int, test: str
     ) -> dict[str, Any] | None:

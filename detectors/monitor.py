@@ -263,10 +263,15 @@ class SignalMonitor:
         if alert is not None:
             alert["first_index"] = candidate["first_index"]
             alert["effect"] = effect
-        if self.fixed_reference is None and candidate["n"] > 1:
-            # The next alarm compares against the new regime, not the same change twice.
+        if self.fixed_reference is None:
+            # The next alarm compares against the new regime, not the same change twice: the
+            # values after the alarm, or (with no confirmation window) the detector's recent ones.
             new = Reference()
-            new.n, new.mean = n, after
-            new.m2 = max(0.0, candidate["sumsq"] - n * after * after)
+            if candidate["n"] > 1:
+                new.n, new.mean = n, after
+                new.m2 = max(0.0, candidate["sumsq"] - n * after * after)
+            else:
+                for value in self._recent:
+                    new.add(value)
             self.reference = new
         return alert

@@ -137,7 +137,10 @@ class PolicyConfig:
     ``challenger`` (the default): a warning or drift starts a fresh model that learns in shadow on
     the same labels; it replaces the champion only when it is significantly better on the same
     recent labels (McNemar's exact test for classification, a paired test on absolute errors for
-    regression, one-sided, at ``promote_alpha`` over the last ``promote_window`` shared labels).
+    regression, one-sided, over the last ``promote_window`` shared labels). ``promote_alpha`` is
+    spent over a challenger's life (tested every ``promote_every`` labels for up to
+    ``challenger_max_labels``): each test runs at ``promote_alpha * promote_every /
+    challenger_max_labels``.
     ``challengers`` names models (registry names or ``package.module:factory``) that always learn
     in shadow and are promoted by the same rule.
     """

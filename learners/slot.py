@@ -219,6 +219,15 @@ class ModelSlot:
         self._add_challenger(self.champion_name, self._fresh_model(), "fresh", index)
         return True
 
+    @property
+    def per_test_alpha(self) -> float:
+        """``promote_alpha`` spent over a challenger's life: it is tested every
+        ``promote_every`` labels for up to ``challenger_max_labels``, so each test runs at
+        ``promote_alpha * promote_every / challenger_max_labels`` (Bonferroni), and a model no
+        better than the champion is promoted with probability at most ``promote_alpha``."""
+        policy = self.config.policy
+        return policy.promote_alpha * min(1.0, policy.promote_every / policy.challenger_max_labels)
+
     def maybe_promote(self, index: int) -> dict[str, Any] | None:
         """Promote the challenger that is significantly better than the champion on the same
         recent labels, if there is one; returns the evidence, or ``None``."""
@@ -235,14 +244,14 @@ class ModelSlot:
                 continue
             challenger.since_check = 0
             result = paired_test(challenger.pairs, classification=self.classification)
-            if result["p_value"] < policy.promote_alpha and (
+            if result["p_value"] < self.per_test_alpha and (
                 best is None or result["p_value"] < best[0]
             ):
                 best = (result["p_value"], challenger, result)
+        # The winner first: a challenger at its last test may win rather than expire.
+        evidence = self._promote(best[1], best[2], index) if best is not None else None
         self._expire_challengers(index)
-        if best is None:
-            return None
-        return self._promote(best[1], best[2], index)
+        return evidence
 
     def _promote(
         self, challenger: Challenger, result: dict[str, Any], index: int
@@ -258,11 +267,12 @@ class ModelSlot:
             },
             "challenger": {**challenger.describe(), "window_loss": result["challenger_loss"]},
         }
-        if self.monitor is not None and challenger.origin == "fresh":
+        if self.monitor is not None and (challenger.origin == "fresh" or self.monitor.pending):
             # A model started at a warning, knowing only the recent data, beats the one that
-            # knows all of it: the concept changed (Bach & Maloof's paired learners). The paired
-            # test is the significance test; the effect is the champion's error over the window
-            # against its reference.
+            # knows all of it: the concept changed (Bach & Maloof's paired learners). Any winner
+            # also settles an alarm that waits for confirmation (the reset below would drop
+            # it). The paired test is the significance test; the effect is the champion's
+            # error over the window against its reference.
             evidence["drift"] = self.monitor.confirm_by_test(
                 index,
                 challenger.started_at,

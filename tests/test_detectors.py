@@ -30,17 +30,6 @@ STATIONARY = _bernoulli(11, (0.2, 10_000))
 # A short excursion: up at 2000, back down at 2300.
 BLIP = _bernoulli(3, (0.1, 2000), (0.6, 300), (0.1, 2000))
 
-#: BUG (detectors/monitor.py, SignalMonitor._decide): the reference is taken again after a drift
-#: only from a confirmation window of 2+ values (``candidate["n"] > 1``). With confirm_events 0
-#: (the monitor's default) it never is: a later alarm is measured against the whole history since
-#: the reset, pre-drift values included. The error falling back after a blip then reads as a
-#: second *rise* (a drift, where the module docstring promises ``recovered``), and Page-Hinkley's
-#: later false alarm on RISING (3991) passes as the same rise again under ``direction="up"``.
-STALE_REFERENCE = pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="BUG: SignalMonitor keeps the pre-drift reference when confirm_events <= 1",
-)
 
 # (kind, warning, direction) -> alerts on RISING, then on FALLING; computed once and pinned.
 # A drift does not end a warning: the warning detector's later alarms in the same change (e.g.
@@ -59,7 +48,8 @@ EXPECTED: dict[tuple[str, bool, str], tuple[Alerts, Alerts]] = {
         [("drift", 2079), ("recovered", 3079)],
         [("drift", 2079), ("recovered", 3079)],
     ),
-    # Under "up" the alarm at 3991 is not a rise from the level after the drift (STALE_REFERENCE).
+    # Under "up" the alarm at 3991 is not a rise from the level after the drift (the reference
+    # is taken again after each drift), so it is no drift.
     ("page_hinkley", True, "up"): (
         [("warning", 2052), ("drift", 2182), ("recovered", 3182)],
         [],
@@ -78,19 +68,13 @@ EXPECTED: dict[tuple[str, bool, str], tuple[Alerts, Alerts]] = {
 
 @pytest.mark.parametrize(
     ("kind", "warning", "direction"),
-    [
-        pytest.param(*key, marks=STALE_REFERENCE)
-        if key[0] == "page_hinkley" and key[2] == "up"
-        else key
-        for key in EXPECTED
-    ],
+    list(EXPECTED),
 )
 def test_each_configuration_alerts_at_pinned_indices(
     kind: str, warning: bool, direction: str
 ) -> None:
     rising, falling = EXPECTED[kind, warning, direction]
     options = {"warning": warning, "direction": direction}
-    # FALLING first: an expected failure (STALE_REFERENCE) is on RISING, after the drift.
     assert _run(SignalMonitor("error", kind, {}, **options), FALLING) == falling
     assert _run(SignalMonitor("error", kind, {}, **options), RISING) == rising
 
@@ -149,7 +133,7 @@ def test_falling_error_is_not_a_drift_when_watching_increases() -> None:
 
 @pytest.mark.parametrize(
     ("confirm_events", "drift_at"),
-    [pytest.param(0, 2047, marks=STALE_REFERENCE), (200, 2247)],
+    [(0, 2047), (200, 2247)],
 )
 def test_error_falling_during_an_alarm_ends_it_early_as_recovered(
     confirm_events: int, drift_at: int
