@@ -89,6 +89,21 @@ def _river_model(classification: bool, multiclass_labels: bool) -> Any:
     return preprocessing.StandardScaler() | model
 
 
+def river_arf(events: Iterator[dict[str, Any]]) -> float | None:
+    """River's adaptive random forest alone (what the ARF challenger is measured against)."""
+    from river import forest
+
+    rows = [(encode_features(e["x"]), e["y"]) for e in events if e.get("y") is not None]
+    if isinstance(rows[0][1], float):
+        return None
+    model = forest.ARFClassifier(seed=42)
+    right = 0
+    for x, y in rows:
+        right += model.predict_one(x) == y
+        model.learn_one(x, y)
+    return right / len(rows)
+
+
 def river_loops(events: Iterator[dict[str, Any]]) -> dict[str, Any]:
     """Plain River, static and reset-on-ADWIN, and the no-change baseline, prequentially."""
     rows = [(encode_features(e["x"]), e["y"]) for e in events if e.get("y") is not None]
@@ -156,6 +171,7 @@ def run(name: str, arf: bool) -> dict[str, Any]:
         "seconds": seconds,
     }
     row.update(river_loops(again()))
+    row["river_arf"] = river_arf(again()) if arf else None
     return row
 
 
@@ -170,7 +186,9 @@ def _fmt(value: Any, digits: int = 3) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--streams", help="comma-separated stream names (default: all)")
-    parser.add_argument("--arf", action="store_true", help="add an ARF challenger")
+    parser.add_argument(
+        "--arf", action="store_true", help="add an ARF challenger (and River's ARF alone)"
+    )
     parser.add_argument("--markdown", action="store_true", help="print a Markdown table")
     args = parser.parse_args(argv)
     names = args.streams.split(",") if args.streams else [*SYNTHETIC, *REAL]
@@ -187,6 +205,7 @@ def main(argv: list[str] | None = None) -> int:
         "River LR",
         "River LR reset on ADWIN",
         "no-change",
+        *(("River ARF",) if args.arf else ()),
     )
     if args.markdown:
         print("| " + " | ".join(header) + " |")
@@ -210,6 +229,7 @@ def main(argv: list[str] | None = None) -> int:
             _fmt(r["river_static"]),
             f"{_fmt(r['river_reset'])} ({r['river_resets']} resets)",
             _fmt(r["no_change"]),
+            *((_fmt(r["river_arf"]),) if args.arf else ()),
         )
         print(("| " + " | ".join(cells) + " |") if args.markdown else "  ".join(cells), flush=True)
     return 0

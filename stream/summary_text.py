@@ -75,7 +75,11 @@ def _metric_lines(summary: Mapping[str, Any]) -> list[str]:
     )
     lines = [line]
     adaptation = summary.get("adaptation") or {}
-    if adaptation.get("interval"):
+    if adaptation.get("interval") == [0.0, 0.0] and not summary.get("promotions"):
+        lines.append(
+            "  adaptation: none needed (the model was never replaced: same as no adaptation)"
+        )
+    elif adaptation.get("interval"):
         low, high = adaptation["interval"]
         lines.append(
             f"  {adaptation['verdict']}: gain {adaptation['gain']:+.4f} "
