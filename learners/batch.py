@@ -116,7 +116,7 @@ def process_batch(
             guarded += 1
             continue
         slot.update_champion_metric(y, model_prediction, version)
-        slot.fallback.learn(y)
+        slot.learn_fallback(y, model_prediction)
         learn_rows.append(row)
         learn_labels.append(y)
         if watch_error and model_prediction is not None:

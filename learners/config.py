@@ -197,7 +197,9 @@ class AlertsConfig:
 
 @dataclass(frozen=True)
 class FallbackConfig:
-    """Where predictions come from while the model cannot be trusted."""
+    """Where predictions come from while the model cannot be trusted: a cold model (fewer than
+    ``warmup_labels`` labels) gives way to the fallback while the fallback has scored at least as
+    well as it on the labels so far."""
 
     section: typing.ClassVar[str] = "fallback"
     kind: Literal["baseline", "snapshot", "none"] = "baseline"

@@ -74,6 +74,7 @@ class ModelSlot:
         self._last_good_model: Any | None = None  # unpickled on demand, for the fallback
         self.predict_errors = 0
         self.learn_errors = 0
+        self.cold_model_loss = self.cold_fallback_loss = 0.0  # see learn_fallback
         self.champion_name = config.model.name
         # "model" (the config's), or the origin of the challenger that became champion.
         self.champion_origin = "model"
@@ -133,9 +134,33 @@ class ModelSlot:
     def use_fallback(self, model_prediction: Any) -> bool:
         return (
             model_prediction is None
-            or self.labels_learned < self.config.fallback.warmup_labels
+            or (
+                self.labels_learned < self.config.fallback.warmup_labels
+                and self.cold_fallback_loss <= self.cold_model_loss
+            )
             or (self.alarm_active and not self.config.policy.trust_model_during_alarm)
         )
+
+    def learn_fallback(self, y: Any, model_prediction: Any) -> None:
+        """The fallback learns every label. While the model is cold both are scored on it: the
+        fallback serves a cold model only while it has been at least as good so far (a
+        majority class is no help where a fresh model learns in a few events)."""
+        if (
+            self.labels_learned < self.config.fallback.warmup_labels
+            and model_prediction is not None
+        ):
+            guess = self.fallback.predict()[0]
+            if guess is not None:
+                self.cold_model_loss += loss(model_prediction, y, self.classification)
+                self.cold_fallback_loss += loss(guess, y, self.classification)
+        self.fallback.learn(y)
+
+    def _new_champion(self, index: int) -> None:
+        """Book-keeping for a model that has just replaced the champion."""
+        self.version += 1
+        self.champion_metric = new_metric(self.classification)
+        self.champion_since = index
+        self.cold_model_loss = self.cold_fallback_loss = 0.0
 
     def predict_fallback(self, x: dict[str, Any]) -> tuple[Any, dict[Any, float] | None]:
         if self.config.fallback.kind == "snapshot" and self.last_good is not None:
@@ -164,7 +189,7 @@ class ModelSlot:
         version: int | None = None,
         shadow: tuple[tuple[int, Any], ...] = (),
     ) -> bool:
-        self.fallback.learn(y)
+        self.learn_fallback(y, model_prediction if version == self.version else None)
         if self.challengers:
             self._learn_challengers(x, y, model_prediction, version, shadow)
         try:
@@ -293,10 +318,9 @@ class ModelSlot:
             getattr(self.model, "predict_proba_one", None)
         )
         self.labels_learned = challenger.labels
-        self.champion_metric = challenger.metric
-        self.champion_since = index
         self.background = None
-        self.version += 1
+        self._new_champion(index)
+        self.champion_metric = challenger.metric  # its own record, kept
         for other in self.challengers:
             other.pairs.clear()  # their pairs were against the old champion
         if self.monitor is not None:
@@ -368,9 +392,7 @@ class ModelSlot:
             self.model = self._fresh_model()
             self.labels_learned = 0
         self.background = None
-        self.version += 1
-        self.champion_metric = new_metric(self.classification)
-        self.champion_since = index
+        self._new_champion(index)
         if self.monitor is not None:
             self.monitor.reset()  # the old model's errors say nothing about the new one
         return done
