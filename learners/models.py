@@ -19,25 +19,59 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from river import forest, linear_model, multiclass, naive_bayes, optim, preprocessing, tree
-
 from learners.config import ConfigError
 
 Factory = Callable[..., Any]
 
 
-def _linear(cls: Factory, multiclass_wrap: bool = False) -> Factory:
-    def make(lr: float | None = None, **params: Any) -> Any:
+class _RiverClass:
+    """A River class named ``"module:Class"``, imported when a model is first built: the
+    registry (``model_names()``, ``driftline --help``) must not cost River's import (~1 s).
+
+    >>> _RiverClass("river.tree:HoeffdingTreeClassifier").accepts >= {"grace_period", "delta"}
+    True
+    """
+
+    def __init__(self, spec: str) -> None:
+        self.spec = spec
+
+    def target(self) -> Any:
+        module, _, name = self.spec.partition(":")
+        return getattr(importlib.import_module(module), name)
+
+    @property
+    def accepts(self) -> set[str] | None:
+        """The parameter names the class takes (``None``: any, it has ``**kwargs``)."""
+        return _params_accepted(self.target())
+
+    def __call__(self, **params: Any) -> Any:
+        return self.target()(**params)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.spec!r})"
+
+
+class _Linear(_RiverClass):
+    """A River linear model behind a ``StandardScaler`` (linear models need scaled inputs; the
+    scaler learns online with the model); ``lr`` sets plain SGD's learning rate."""
+
+    def __init__(self, spec: str, multiclass_wrap: bool = False) -> None:
+        super().__init__(spec)
+        self.multiclass_wrap = multiclass_wrap
+
+    @property
+    def accepts(self) -> set[str] | None:
+        return {"lr", *inspect.signature(self.target()).parameters}
+
+    def __call__(self, lr: float | None = None, **params: Any) -> Any:
+        from river import multiclass, optim, preprocessing
+
         if lr is not None:
             params["optimizer"] = optim.SGD(lr)
-        model: Any = cls(**params)
-        if multiclass_wrap:
+        model: Any = self.target()(**params)
+        if self.multiclass_wrap:
             model = multiclass.OneVsRestClassifier(model)
-        # Linear models need scaled inputs; the scaler learns online with the model.
         return preprocessing.StandardScaler() | model
-
-    make.accepts = {"lr", *inspect.signature(cls).parameters}  # type: ignore[attr-defined]
-    return make
 
 
 @dataclass(frozen=True)
@@ -51,26 +85,30 @@ class ModelEntry:
 REGISTRY: dict[str, ModelEntry] = {
     "linear": ModelEntry(
         "logistic regression (classification) / linear regression, behind a StandardScaler",
-        classifier=_linear(linear_model.LogisticRegression),
-        multiclass_classifier=_linear(linear_model.LogisticRegression, multiclass_wrap=True),
-        regressor=_linear(linear_model.LinearRegression),
+        classifier=_Linear("river.linear_model:LogisticRegression"),
+        multiclass_classifier=_Linear(
+            "river.linear_model:LogisticRegression", multiclass_wrap=True
+        ),
+        regressor=_Linear("river.linear_model:LinearRegression"),
     ),
     "hoeffding_tree": ModelEntry(
         "Hoeffding tree (VFDT)",
-        classifier=tree.HoeffdingTreeClassifier,
-        regressor=tree.HoeffdingTreeRegressor,
+        classifier=_RiverClass("river.tree:HoeffdingTreeClassifier"),
+        regressor=_RiverClass("river.tree:HoeffdingTreeRegressor"),
     ),
     "hoeffding_adaptive_tree": ModelEntry(
         "Hoeffding adaptive tree (replaces drifting branches itself)",
-        classifier=tree.HoeffdingAdaptiveTreeClassifier,
-        regressor=tree.HoeffdingAdaptiveTreeRegressor,
+        classifier=_RiverClass("river.tree:HoeffdingAdaptiveTreeClassifier"),
+        regressor=_RiverClass("river.tree:HoeffdingAdaptiveTreeRegressor"),
     ),
     "adaptive_random_forest": ModelEntry(
         "adaptive random forest (ARF; heavy: ~2k events/s, snapshots of several MiB)",
-        classifier=forest.ARFClassifier,
-        regressor=forest.ARFRegressor,
+        classifier=_RiverClass("river.forest:ARFClassifier"),
+        regressor=_RiverClass("river.forest:ARFRegressor"),
     ),
-    "naive_bayes": ModelEntry("Gaussian naive Bayes", classifier=naive_bayes.GaussianNB),
+    "naive_bayes": ModelEntry(
+        "Gaussian naive Bayes", classifier=_RiverClass("river.naive_bayes:GaussianNB")
+    ),
 }
 ALIASES = {"logistic_regression": "linear", "linear_regression": "linear"}
 

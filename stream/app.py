@@ -29,11 +29,12 @@ import sys
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, cast
 
-from stream.settings import Settings
-
 if TYPE_CHECKING:
     import faust
 
+    # Only for annotations: stream.settings imports River, and `driftline --help` builds this
+    # command's parser without it.
+    from stream.settings import Settings
     from stream.worker import Worker
 
 log = logging.getLogger("driftline.app")
@@ -424,7 +425,6 @@ def register(sub: Any, commands: dict[str, Callable[[argparse.Namespace], int]])
         "  DRIFTLINE_SERVICE__WEB_PORT=6067 DRIFTLINE_SERVICE__METRICS_PORT=9465 driftline serve",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--config", metavar="FILE", default=argparse.SUPPRESS, help="TOML settings")
     p.add_argument(
         "--loglevel",
         default="info",

@@ -16,12 +16,15 @@ from typing import Any, BinaryIO
 
 import orjson
 
+from learners.alerting import signal_family
 from learners.config import LearningConfig, to_mapping
-from learners.engine import Engine, Outputs, signal_family
+from learners.engine import Engine, Outputs
 from learners.events import InvalidRecord, decode_event, validate_event
 from stream.progress import Progress
 from stream.scoring import Scorecard, adaptation_interval, periodic_alarms, score_detections
+from stream.settings import redact
 from stream.sources import Source
+from stream.summary_text import unscored_reason
 
 JSON_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
 SERIES_POINTS = 500
@@ -186,10 +189,17 @@ def run_backtest(
         progress.close()
 
     summary = _summary(config, source, engine, baseline, alerts, max_delay, engine_seconds)
+    summary["label_delay"] = label_delay
+    # Why the metric is null (None when it was measured): the same words the text summary prints.
+    summary["unscored_reason"] = unscored_reason(summary)
     if out_path is not None:
         if last_snapshot is not None:
             (out_path / "model.snapshot").write_bytes(last_snapshot["blob"])
             summary["snapshot"] = str(out_path / "model.snapshot")
+        else:
+            # No key, no snapshot: one left by an earlier run into this folder would pass for
+            # this run's model.
+            (out_path / "model.snapshot").unlink(missing_ok=True)
         (out_path / "summary.json").write_bytes(
             orjson.dumps(summary, option=JSON_OPTIONS | orjson.OPT_INDENT_2)
         )
@@ -257,6 +267,10 @@ def _summary(
     by_signal = Counter(f"{a['signal']}:{a['kind']}" for a in alerts)
     card, base_card = engine.scorecard, baseline.scorecard
     slot = next(iter(engine.slots.values()), None)
+    models = slot.describe_models() if slot else []
+    for model in models:
+        if not model.get("labels"):
+            model["metric"] = None  # River's metrics read 0.0 before any update: not measured
     return {
         "source": source.name,
         "task": engine.task,
@@ -265,6 +279,8 @@ def _summary(
         "policy": config.policy.action,
         "events": events,
         "invalid": engine.counters["invalid"],
+        "valid": engine.counters["valid"],
+        "labelled": engine.counters["labelled"],
         "learned": engine.counters["learned"],
         "scored": len(card.losses),
         "guarded": engine.counters["guarded"],
@@ -281,7 +297,7 @@ def _summary(
             "fallback": engine.counters["predicted_by_fallback"],
         },
         "model_version": slot.version if slot else 0,
-        "models": slot.describe_models() if slot else [],
+        "models": models,
         "incidents": engine.counters["incidents"],
         "promotions": engine.counters["promotions"],
         "alerts": [
@@ -307,7 +323,8 @@ def _summary(
             "learn": sum(s.learn_errors for s in engine.slots.values()),
         },
         "events_per_second": events / engine_seconds if engine_seconds else None,
-        "config": to_mapping(config),
+        # Redacted: passwords, tokens and keys in the settings never reach summary.json.
+        "config": redact(to_mapping(config)),
     }
 
 

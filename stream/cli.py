@@ -70,6 +70,8 @@ def source_from_args(args: argparse.Namespace) -> Any:
     """The source named by the arguments of :func:`stream.sources.add_source_arguments`."""
     from stream.sources import open_source
 
+    # engine.task = "regression" keeps labels written 0.0 / 1.0 numbers (else they are classes).
+    task = _settings(args).engine.task if args.file is not None else None
     try:
         return open_source(
             dataset=args.dataset,
@@ -77,6 +79,12 @@ def source_from_args(args: argparse.Namespace) -> Any:
             target=args.target,
             id_column=args.id_column,
             time_column=args.time_column,
+            key_column=args.key_column,
+            delimiter=args.delimiter,
+            timezone=args.timezone,
+            task=task,
+            # Late labels are joined to their events by id: a repeated id is refused.
+            unique_ids=getattr(args, "label_delay", 0) > 0,
             limit=args.limit,
             seed=args.seed,
         )
@@ -105,6 +113,11 @@ def _snapshot_key(config: Any) -> bytes | None:
 def cmd_datasets(args: argparse.Namespace) -> int:
     from stream.datasets import DATASETS
 
+    if args.export is not None:
+        return export_dataset(args)
+    for option, value in (("--limit", args.limit), ("--seed", args.seed), ("--out", args.out)):
+        if value is not None:
+            raise UsageError(f"{option} goes with --export NAME")
     if args.json:
         rows = [
             {
@@ -128,6 +141,72 @@ def cmd_datasets(args: argparse.Namespace) -> int:
     return 0
 
 
+def _open_for_writing(out: str) -> Any:
+    """``out`` opened to write bytes: stdout for ``-``, compressed for ``.gz``/``.bz2``/``.xz``."""
+    if out == "-":
+        sys.stdout.flush()  # anything printed before goes first
+        return sys.stdout.buffer
+    if out.endswith(".gz"):
+        import gzip
+
+        return gzip.open(out, "wb")
+    if out.endswith(".bz2"):
+        import bz2
+
+        return bz2.open(out, "wb")
+    if out.endswith(".xz"):
+        import lzma
+
+        return lzma.open(out, "wb")
+    return open(out, "wb")  # closed by the caller (not when it is stdout)
+
+
+def export_dataset(args: argparse.Namespace) -> int:
+    """``driftline datasets --export NAME --out FILE``: one event-contract object per line, the
+    very events ``driftline backtest --dataset NAME`` (same ``--limit`` / ``--seed``) runs on."""
+    from pathlib import Path
+
+    from stream.datasets import get_dataset
+
+    if args.json:
+        raise UsageError("--json lists the datasets; --export writes JSONL already")
+    if args.out is None:
+        raise UsageError("--export needs --out FILE.jsonl (or --out - for stdout)")
+    try:
+        dataset = get_dataset(args.export)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    # As `backtest --dataset`: at most the dataset's size, and the true drifts inside it.
+    total = dataset.size if args.limit is None else min(args.limit, dataset.size)
+    seed = 42 if args.seed is None else args.seed
+    drifts = [d for d in dataset.true_drifts if d < total]
+    if args.out != "-" and Path(args.out).is_dir():
+        raise UsageError(f"--out {args.out}: is a folder; name the .jsonl file to write")
+    handle = _open_for_writing(args.out)
+    try:
+        chunk: list[bytes] = []
+        for event in dataset.events(limit=total, seed=seed):
+            chunk.append(orjson.dumps(event, option=orjson.OPT_SERIALIZE_NUMPY) + b"\n")
+            if len(chunk) >= 1000:
+                handle.write(b"".join(chunk))
+                chunk.clear()
+        handle.write(b"".join(chunk))
+        handle.flush()
+    finally:
+        if handle is not sys.stdout.buffer:
+            handle.close()
+    if args.out != "-":
+        again = f" --true-drifts {','.join(map(str, drifts))}" if drifts else ""
+        if dataset.drift_width:
+            again += f"  (gradual: each change spreads over {dataset.drift_width} events)"
+        print(
+            f"wrote {total:,} events of {dataset.name} (seed {seed}) to {args.out}; "
+            f"backtest it with: driftline backtest --file {args.out}{again}",
+            file=sys.stderr,
+        )
+    return 0
+
+
 # --------------------------------------------------------------------------- backtest
 
 
@@ -139,6 +218,7 @@ def _print_summary(summary: dict[str, Any], out: str | None) -> None:
 
 def cmd_backtest(args: argparse.Namespace) -> int:
     from stream.backtest import run_backtest
+    from stream.summary_text import unscored_reason
 
     settings = _settings(args)
     if args.batch_size:
@@ -150,6 +230,10 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     source = source_from_args(args)
     if args.true_drifts is not None:
         source.true_drifts = args.true_drifts
+    if getattr(source, "total", None) == 0:
+        return _fail("backtest", f"{source.name} has no events (empty, or only a CSV header)")
+    if args.out is not None:
+        _prepare_out_dir(args.out)  # before the run: a bad --out fails at once, not at the end
     summary = run_backtest(
         settings,
         source,
@@ -159,11 +243,27 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         snapshot_key=_snapshot_key(settings),
         show_progress=not args.json,
     )
+    if not summary["events"]:
+        return _fail("backtest", f"{source.name} has no events")
+    # Nothing scored (every event rejected, every label too late, no labels): the summary says
+    # "n/a" and why, and the exit status says the run measured nothing.
+    unscored = unscored_reason(summary)
     if args.json:
         summary.pop("config", None)
         print(orjson.dumps(summary, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS).decode())
     else:
         _print_summary(summary, args.out)
+    if unscored is not None:
+        sys.stdout.flush()  # the summary first, then the one line on stderr
+        unlabelled = not summary.get("labelled") and not summary.get("labels_too_late")
+        if summary.get("valid") and unlabelled:
+            # A stream without labels is still a data-drift backtest: it measured what it could.
+            print(
+                f"driftline backtest: note: {unscored}; only data drift was watched",
+                file=sys.stderr,
+            )
+            return 0
+        return _fail("backtest", f"nothing scored: {unscored}")
     return 0
 
 
@@ -172,9 +272,11 @@ def cmd_backtest(args: argparse.Namespace) -> int:
 
 def cmd_config(args: argparse.Namespace) -> int:
     from learners.config import to_mapping
+    from stream.settings import redact
 
     settings = _settings(args)
-    print(orjson.dumps(to_mapping(settings), option=orjson.OPT_INDENT_2).decode())
+    # Passwords, tokens and keys show as "***" (stream.settings.redact).
+    print(orjson.dumps(redact(to_mapping(settings)), option=orjson.OPT_INDENT_2).decode())
     return 0
 
 
@@ -191,23 +293,55 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--config", metavar="FILE", help="TOML settings file (default: defaults)")
+    parser.add_argument(
+        "--config",
+        metavar="FILE",
+        help="TOML settings file (default: defaults); also after the command",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands: dict[str, Callable[[argparse.Namespace], int]] = {}
 
-    p = sub.add_parser("datasets", help="list the built-in streams (with their true drift points)")
-    p.add_argument("--json", action="store_true", help="print JSON")
+    p = sub.add_parser(
+        "datasets",
+        help="list the built-in streams (with their true drift points), or export one as JSONL",
+        description=_wrap(
+            "List the built-in streams: synthetic streams from River with known drift points, "
+            "for `driftline backtest --dataset NAME`. With --export NAME, write one of them as "
+            "JSONL in the event contract (one event per line), the very events a backtest of "
+            "--dataset NAME runs on, to try `driftline produce`, `replay` or `backtest --file`."
+        ),
+        epilog="examples:\n"
+        "  driftline datasets                                  the table\n"
+        "  driftline datasets --json                           the same as JSON\n"
+        "  driftline datasets --export sea-abrupt --limit 8000 --out sea.jsonl\n"
+        "  driftline backtest --file sea.jsonl --true-drifts 5000\n"
+        "  driftline replay --file sea.jsonl --speed 100       into Kafka, 100x its pace\n"
+        "  driftline datasets --export friedman-drift --out - | head -3",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--json", action="store_true", help="print the list as JSON")
+    p.add_argument("--export", metavar="NAME", help="write the dataset NAME as JSONL (needs --out)")
+    p.add_argument(
+        "--out", metavar="FILE", help="--export: the .jsonl file to write (.gz too; - for stdout)"
+    )
+    p.add_argument(
+        "--limit",
+        type=positive_int,
+        metavar="N",
+        help="--export: the first N events (default: all of them)",
+    )
+    p.add_argument("--seed", type=int, metavar="S", help="--export: the dataset's seed (42)")
     commands["datasets"] = cmd_datasets
 
     p = sub.add_parser(
         "backtest",
         help="replay a stream through the engine and score it",
-        description="Replay a historical or built-in stream through the same engine the live "
-        "service runs (predict, then learn), and report the prequential metric, the drift "
-        "alerts and how they match the true drift points.",
-        epilog="examples:\n  driftline backtest --dataset sea-abrupt --out out\n"
-        "  driftline backtest --file events.jsonl --true-drifts 5000 --label-delay 100\n"
-        "  driftline backtest --file data.csv --target y --id-column id --time-column ts",
+        description=_wrap(
+            "Replay a historical or built-in stream through the same engine the live service "
+            "runs (predict, then learn), and report the prequential metric, the drift alerts "
+            "and how they match the true drift points."
+        ),
+        epilog=_backtest_epilog(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_source_arguments(p)
@@ -245,7 +379,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     commands["backtest"] = cmd_backtest
 
-    p = sub.add_parser("config", help="print the effective settings (defaults + file + env)")
+    p = sub.add_parser(
+        "config",
+        help="print the effective settings (defaults + file + env)",
+        description=_wrap(
+            "Print the settings every command would run with, as JSON: the defaults, then the "
+            "TOML file of --config (or $DRIFTLINE_CONFIG), then DRIFTLINE_<SECTION>__<KEY>=value "
+            "overrides. Secrets (passwords, tokens, keys) show as ***. A wrong key, type or "
+            "name is one line and exit status 2: a way to check a settings file before a run."
+        ),
+        epilog="examples:\n"
+        "  driftline config\n"
+        "  driftline config --config driftline.toml          check a settings file\n"
+        "  DRIFTLINE_MODEL__NAME=hoeffding_tree driftline config   see an override land",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     commands["config"] = cmd_config
 
     from stream import alerts_cli, app, kafka_clients, produce, replay, snapshots_cli
@@ -256,27 +404,173 @@ def build_parser() -> argparse.ArgumentParser:
     alerts_cli.register(sub, commands)
     snapshots_cli.register(sub, commands)
     app.register(sub, commands)  # driftline serve
+    # `--config FILE` also after the command (`driftline backtest --config f.toml ...`), for
+    # every command that reads the settings; SUPPRESS keeps the one given before the command.
+    for name, command_parser in sub.choices.items():
+        if name != "datasets":
+            command_parser.add_argument(
+                "--config",
+                metavar="FILE",
+                default=argparse.SUPPRESS,
+                help="TOML settings file (default: $DRIFTLINE_CONFIG, else the defaults)",
+            )
     parser.set_defaults(_commands=commands)
     return parser
 
 
+def _wrap(text: str) -> str:
+    """A command description, wrapped for a help page whose epilog keeps its own layout."""
+    import textwrap
+
+    return textwrap.fill(text, width=88, break_on_hyphens=False)
+
+
+def _backtest_epilog() -> str:
+    """Examples, and how to choose the model and add a challenger (names from the registry,
+    which does not import River)."""
+    import textwrap
+
+    from learners.models import model_names
+
+    names = ", ".join(n for n in model_names() if ":" not in n)
+    names_line = textwrap.fill(
+        f'names: {names}, or your own "package.module:factory"',
+        width=88,
+        initial_indent="  ",
+        subsequent_indent="    ",
+    )
+    return (
+        "examples:\n"
+        "  driftline backtest --dataset sea-abrupt --out out\n"
+        "  driftline backtest --file events.jsonl --true-drifts 5000 --label-delay 100\n"
+        "  driftline backtest --file data.csv --target y --id-column id --time-column ts\n"
+        "  driftline backtest --config driftline.toml --dataset agrawal-abrupt --json\n"
+        "\n"
+        "the model (default auto: linear, logistic or linear regression by the task):\n"
+        "  DRIFTLINE_MODEL__NAME=hoeffding_tree driftline backtest --dataset friedman-drift\n"
+        "  or in the --config file:\n"
+        '    [model]\n    name = "hoeffding_tree"\n    params = {grace_period = 50}\n'
+        f"{names_line}\n"
+        "\n"
+        "a challenger (learns in shadow from the start; replaces the champion when a paired test\n"
+        "on the same labels says it is better):\n"
+        "  DRIFTLINE_POLICY__CHALLENGERS='[\"adaptive_random_forest\"]' driftline backtest ...\n"
+        "  or in the --config file:\n"
+        '    [policy]\n    challengers = ["hoeffding_tree"]\n'
+        "\n"
+        "`driftline config` prints every setting; README.md has the whole settings file."
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command. Exit status: 0 done; 1 failed (nothing scored, a file that cannot be
+    written, stdout closed early); 2 a usage or configuration error; 130 interrupted. A failure
+    is one line on stderr, never a traceback; settings in messages are redacted."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit:
+        _flush_stdout()  # `driftline --help | head -1`: no second error at exit
+        raise
     if args.command is None:
         parser.print_help()
+        _flush_stdout()
         return 2
     try:
-        return args._commands[args.command](args)
+        status = args._commands[args.command](args)
+        # A reader that went away (`| head`) shows here, inside the try: Python's note on SIGPIPE.
+        sys.stdout.flush()
+        return status
     except ConfigError as exc:
-        print(f"driftline: configuration error: {exc}", file=sys.stderr)
-        return 2
+        return _fail("", f"configuration error: {exc}", status=2)
     except UsageError as exc:
-        print(f"driftline {args.command}: {exc}", file=sys.stderr)
-        return 2
+        return _fail(args.command, str(exc), status=2)
     except KeyboardInterrupt:
-        print("driftline: interrupted", file=sys.stderr)
-        return 130
+        return _fail("", "interrupted", status=130)
+    except BrokenPipeError as exc:
+        return _broken_pipe(args.command, exc)
+    except OSError as exc:
+        where = f"{exc.filename}: " if exc.filename else ""
+        return _fail(args.command, f"{where}{exc.strerror or exc}")
+
+
+# --------------------------------------------------------------------------- failures, one line
+
+
+def _fail(command: str, message: str, status: int = 1) -> int:
+    """``driftline <command>: <message>`` on stderr (settings redacted); returns ``status``."""
+    import contextlib
+
+    from stream.settings import redact_text
+
+    prefix = f"driftline {command}: " if command else "driftline: "
+    with contextlib.suppress(OSError):  # stderr is gone too: the exit status still tells
+        print(prefix + redact_text(message), file=sys.stderr)
+    return status
+
+
+def _prepare_out_dir(out: str) -> None:
+    """Create the ``--out`` folder now (or use it as it is): a regular file there is a usage
+    error, a folder that cannot be made or written an :class:`OSError` with one plain line."""
+    import os
+    from pathlib import Path
+
+    path = Path(out)
+    if path.exists() and not path.is_dir():
+        raise UsageError(
+            f"--out {out}: exists and is not a folder (--out names the folder that gets "
+            "summary.json, the .jsonl outputs and report.png)"
+        )
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OSError(
+            exc.errno, f"--out {out}: cannot create the folder ({exc.strerror})"
+        ) from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise OSError(13, f"--out {out}: the folder is not writable")
+
+
+def _stdout_closed() -> bool:
+    """Whether stdout is a pipe whose reader has gone (poll reports an error on its write end)."""
+    import select
+
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(events & select.POLLERR for _, events in poller.poll(0))
+    except (OSError, ValueError, AttributeError):
+        return False  # not a file descriptor (tests) or no poll(): cannot tell
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so the flush at exit does not fail a second time."""
+    import contextlib
+    import os
+
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+
+
+def _flush_stdout() -> bool:
+    """Flush stdout; ``False`` (and stdout silenced) when its reader has gone."""
+    try:
+        sys.stdout.flush()
+        return True
+    except BrokenPipeError:
+        _silence_stdout()
+        return False
+
+
+def _broken_pipe(command: str, exc: BrokenPipeError) -> int:
+    """``driftline ... | head``: the reader closed stdout early. Silent, like other Unix tools,
+    with exit status 1 (https://docs.python.org/3/library/signal.html#note-on-sigpipe). A broken
+    pipe elsewhere (a socket) is one line on stderr."""
+    if not _flush_stdout() or _stdout_closed():
+        _silence_stdout()
+        return 1
+    return _fail(command, f"broken pipe: {exc.strerror or exc}")
 
 
 if __name__ == "__main__":

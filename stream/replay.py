@@ -15,6 +15,7 @@ Each line is sent when its time is due: the gap to the first line divided by ``-
 from __future__ import annotations
 
 import argparse
+import re
 import time
 from collections.abc import Callable, Iterable, Iterator
 
@@ -29,6 +30,23 @@ from stream.kafka_clients import (
     wrap,
 )
 from stream.produce import MAX_SLEEP_S, send_all
+
+#: Lines looked at to tell a JSONL file from something else (a CSV named .txt, a binary).
+JSON_CHECK_LINES = 100
+_CSV_NAME = re.compile(r"\.(csv|tsv)(\.(gz|bz2|xz))?$", re.IGNORECASE)
+_NOT_JSONL = (
+    "--file {file} {what}: replay takes JSONL, one event-contract object per line "
+    '({{"id": ..., "ts": ..., "x": {{...}}, "y": ...}}); a CSV goes to Kafka with '
+    "`driftline produce --file data.csv --target COLUMN`, and a built-in stream becomes JSONL "
+    "with `driftline datasets --export NAME --out FILE.jsonl`"
+)
+
+
+def _is_object(line: bytes) -> bool:
+    try:
+        return isinstance(orjson.loads(line), dict)
+    except orjson.JSONDecodeError:
+        return False
 
 
 def _time_of(line: bytes, field: str) -> int | None:
@@ -77,15 +95,20 @@ def on_schedule(timed: list[tuple[int | None, bytes]], speed: float | None) -> I
 @reports_kafka_errors
 def cmd_replay(args: argparse.Namespace) -> int:
     from stream.cli import UsageError
-    from stream.sources import jsonl_lines
+    from stream.jsonl_events import jsonl_lines
 
     settings = settings_from_args(args)
+    if _CSV_NAME.search(args.file):
+        raise UsageError(_NOT_JSONL.format(file=args.file, what="is a CSV file"))
     try:
         lines = list(jsonl_lines(args.file))
     except OSError as exc:
         raise UsageError(f"--file {args.file}: {exc.strerror or exc}") from None
     if args.limit is not None:
         lines = lines[: args.limit]
+    if lines and not any(_is_object(line) for line in lines[:JSON_CHECK_LINES]):
+        what = f"has no JSON object in its first {min(len(lines), JSON_CHECK_LINES)} lines"
+        raise UsageError(_NOT_JSONL.format(file=args.file, what=what))
     timed = in_time_order(lines, args.time_field)
     if timed and all(ts is None for ts, _ in timed) and not args.max_speed:
         raise UsageError(
@@ -113,7 +136,12 @@ def register(
         "  driftline replay --file day.jsonl --max-speed --time-field event_time",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--file", metavar="PATH", required=True, help="JSONL in the event contract")
+    p.add_argument(
+        "--file",
+        metavar="PATH",
+        required=True,
+        help="JSONL in the event contract (.gz, .bz2, .xz read through); not CSV",
+    )
     pace = p.add_mutually_exclusive_group()
     pace.add_argument(
         "--speed",

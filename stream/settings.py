@@ -19,6 +19,7 @@ learners.config.ConfigError: model.name: unknown model 'hoefding_tree'; valid: l
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 import typing
 from dataclasses import dataclass, field
@@ -166,3 +167,92 @@ def load_settings(
     settings = from_mapping(Settings, data, "")
     _check_names(settings)
     return settings
+
+
+# --------------------------------------------------------------------------- redaction
+
+#: What a redacted value is shown as.
+REDACTED = "***"
+#: Words of a setting's name that make its value a secret (the name is split on ``_ . -``).
+SECRET_WORDS = frozenset(
+    {
+        "password",
+        "passwd",
+        "passphrase",
+        "pwd",
+        "secret",
+        "token",
+        "credential",
+        "credentials",
+        "apikey",
+        "jaas",
+    }
+)
+_NAME_SPLIT = re.compile(r"[_.\-]+")
+_URL_PASSWORD = re.compile(r"(?P<head>[a-z][a-z0-9+.\-]*://[^:/@\s]*:)[^@/\s]+@", re.IGNORECASE)
+
+
+def is_secret_name(name: str) -> bool:
+    """A setting whose value is a secret, by its name: a password, secret, token, credentials, or
+    a key itself (``api_key``, ``key``). A *path* to a key (``key_file``, ``ssl_keyfile``) is not.
+
+    >>> [is_secret_name(n) for n in ("sasl_plain_password", "sasl.oauth.token", "api_key", "key")]
+    [True, True, True, True]
+    >>> [is_secret_name(n) for n in ("key_file", "ssl_keyfile", "max_keys", "sasl_plain_username")]
+    [False, False, False, False]
+    """
+    words = [w for w in _NAME_SPLIT.split(name.lower()) if w]
+    if not words:
+        return False
+    return bool(SECRET_WORDS.intersection(words)) or words[-1] in ("key", "apikey", "privatekey")
+
+
+def _redact_value(name: str | None, value: Any) -> Any:
+    unset = value is None or isinstance(value, bool) or value in ("", {}, [], ())
+    if name is not None and not unset and is_secret_name(name):
+        return REDACTED  # a whole table too: ``credentials = {user = ..., ...}``
+    if isinstance(value, dict):
+        return {str(k): _redact_value(str(k), v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_redact_value(name, v) for v in value]
+    if isinstance(value, str):
+        return _URL_PASSWORD.sub(rf"\g<head>{REDACTED}@", value)
+    return value
+
+
+def redact(mapping: typing.Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of a settings mapping (``to_mapping(settings)``) that is safe to print, log or write:
+    every value whose name looks secret (:func:`is_secret_name`), at any depth, becomes ``***``,
+    and a password inside a URL (``https://user:pw@host``) too. The one function every output of
+    the settings goes through: ``driftline config``, a backtest's ``summary.json``, logs.
+
+    >>> redact({"kafka": {"client": {"sasl_plain_password": "hunter2", "sasl_mechanism": "PLAIN"}},
+    ...         "snapshot": {"key_file": "/run/secrets/k"}, "model": {"per_key": True}})
+    {'kafka': {'client': {'sasl_plain_password': '***', 'sasl_mechanism': 'PLAIN'}},
+     'snapshot': {'key_file': '/run/secrets/k'}, 'model': {'per_key': True}}
+    >>> redact({"proxy_url": "http://me:hunter2@proxy:3128"})
+    {'proxy_url': 'http://me:***@proxy:3128'}
+    """
+    return {str(k): _redact_value(str(k), v) for k, v in mapping.items()}
+
+
+_TEXT_SECRET = re.compile(
+    r"(?P<name>[\w.\-]+)(?P<sep>[\"']?\s*[=:]\s*)"
+    r"(?P<value>\"(?:[^\"\\]|\\.)*\"?|'(?:[^'\\]|\\.)*'?|[^\s,;}\]\"']+)"
+)
+
+
+def redact_text(text: str) -> str:
+    """A message (a configuration error quoting what it was given) with the value of every
+    secret-looking ``name = value`` / ``name: value`` in it, and URL passwords, replaced by ``***``.
+
+    >>> redact_text("kafka.client: must be a table, got 'sasl_plain_password = hunter2'")
+    "kafka.client: must be a table, got 'sasl_plain_password = ***'"
+    """
+
+    def mask(match: re.Match[str]) -> str:
+        if not is_secret_name(match["name"].strip("\"'")):
+            return match[0]
+        return f"{match['name']}{match['sep']}{REDACTED}"
+
+    return _URL_PASSWORD.sub(rf"\g<head>{REDACTED}@", _TEXT_SECRET.sub(mask, text))

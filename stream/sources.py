@@ -1,25 +1,52 @@
 """Where a backtest's (or a producer's) events come from: a built-in dataset, JSONL or CSV.
 
 Every source yields items the engine accepts as they are: raw JSON bytes (JSONL, so a corrupt
-line reaches the dead-letter output with its original bytes) or event dicts (datasets, CSV).
+line reaches the dead-letter output with its original bytes) or event dicts (datasets, CSV, flat
+JSONL records).
 
->>> import tempfile
->>> path = Path(tempfile.mkdtemp()) / "s.csv"
->>> _ = path.write_text("when,temp,site,label\\n2024-01-01T00:00:00Z,20.5,a,1\\n")
->>> list(csv_events(path, target="label", time_column="when"))
-[{'id': 0, 'x': {'temp': 20.5, 'site': 'a'}, 'y': 1, 'ts': '2024-01-01T00:00:00Z'}]
+Files are read the way people have them: a UTF-8 byte-order mark (Excel) is dropped, the CSV
+delimiter is sniffed (``,`` ``;`` tab ``|``; a ``;`` file may write decimals with a comma),
+``.gz`` / ``.bz2`` / ``.xz`` files are read through, a JSONL record without an ``"x"`` object
+is a flat record whose fields are the features (with ``--target``), times without a zone are
+read in ``--timezone`` (UTC), and class labels written ``0.0`` / ``1.0`` are read as integers.
+
+This module names the source and checks it before the run; the reading is done by
+:mod:`stream.file_reading` (names, compression, delimiters), :mod:`stream.column_roles` (values,
+times, labels, warnings), :mod:`stream.csv_events` and :mod:`stream.jsonl_events`.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from learners.events import InvalidRecord, Unparsed
+from stream.column_roles import Notify, stderr_note, time_zone
+from stream.csv_events import csv_events, csv_ids, csv_layout
+from stream.file_reading import count_lines, file_kind, parse_delimiter, read_or_fail
+from stream.jsonl_events import jsonl_events, jsonl_ids
+
+
+class HeldNotes:
+    """Notes held while a source opens: said only when it opens (a refused file gets its one
+    line of error, not notes about a run that never starts); from then on, said at once."""
+
+    def __init__(self, notify: Notify) -> None:
+        self.notify = notify
+        self.held: list[str] | None = []
+
+    def __call__(self, message: str) -> None:
+        if self.held is None:
+            self.notify(message)
+        else:
+            self.held.append(message)
+
+    def release(self) -> None:
+        held, self.held = self.held or [], None
+        for message in held:
+            self.notify(message)
 
 
 @dataclass
@@ -34,94 +61,23 @@ class Source:
     drift_width: int = 0
 
 
-def _number_or_text(text: str) -> Any:
-    """CSV cell to a JSON-like value: empty or NaN is missing, numbers parse, the rest is text."""
-    if not text or text.lower() in ("nan", "null", "na"):
-        return None
-    lowered = text.lower()
-    if lowered in ("true", "false"):
-        return lowered == "true"
-    try:
-        return int(text)
-    except ValueError:
-        pass
-    try:
-        return float(text)
-    except ValueError:
-        return text
-
-
-def csv_header(path: str | Path, **roles: str | None) -> list[str]:
-    """The columns of a CSV file; a named role (``target="y"``) that is not one fails now,
-    before any row is read."""
-    with open(path, newline="", encoding="utf-8", errors="replace") as handle:
-        columns = next(csv.reader(handle), [])
-    for role, name in roles.items():
-        if name is not None and name not in columns:
-            flag = "--" + role.replace("_", "-")
+def _check_unique(name: str, ids: Iterable[tuple[int, Any]], what: str) -> None:
+    """Late labels are joined by id: a repeated id would join a label to the wrong event."""
+    seen: dict[Any, int] = {}
+    for position, value in ids:
+        if value is None or value == "":
+            continue  # no id: the engine dead-letters the event
+        earlier = seen.setdefault(value, position)
+        if earlier != position:
             raise ValueError(
-                f"{flag} {name!r} is not a column of {path}; columns: {', '.join(columns)}"
+                f"{what} is not unique in {name}: {value!r} on rows {earlier} and {position}; "
+                "with --label-delay late labels are joined by id, so each id must be unique"
             )
-    return columns
-
-
-def csv_events(
-    path: str | Path,
-    *,
-    target: str | None,
-    id_column: str | None = None,
-    time_column: str | None = None,
-) -> Iterator[dict[str, Any] | Unparsed]:
-    """Rows of a CSV file as events; ``target`` is the label column (absent: no labels).
-
-    One physical line per row. A line that is not UTF-8 or has the wrong number of fields is
-    yielded as :class:`Unparsed`, so it reaches the dead-letter output and the run goes on.
-    """
-    columns = csv_header(path, target=target, id_column=id_column, time_column=time_column)
-    special = {target, id_column, time_column}
-    with open(path, "rb") as handle:
-        next(handle, None)  # the header
-        for row_number, raw in enumerate(handle):
-            line = raw.rstrip(b"\r\n")
-            if not line.strip():
-                continue
-            try:
-                cells = next(csv.reader([line.decode("utf-8")]))
-            except (UnicodeDecodeError, csv.Error) as exc:
-                yield Unparsed(line, InvalidRecord("bad_csv_row", f"row {row_number}: {exc}"))
-                continue
-            if len(cells) != len(columns):
-                detail = f"row {row_number} has {len(cells)} fields, the header {len(columns)}"
-                yield Unparsed(line, InvalidRecord("bad_csv_row", detail))
-                continue
-            row = dict(zip(columns, cells, strict=True))
-            event: dict[str, Any] = {
-                "id": row[id_column] if id_column else row_number,
-                "x": {k: _number_or_text(v) for k, v in row.items() if k not in special},
-                "y": _number_or_text(row[target]) if target else None,
-            }
-            if time_column and (ts := _number_or_text(row[time_column])) is not None:
-                event["ts"] = ts
-            yield event
-
-
-def jsonl_lines(path: str | Path) -> Iterator[bytes]:
-    """Non-blank lines of a JSONL file, as raw bytes."""
-    with open(path, "rb") as handle:
-        for line in handle:
-            line = line.strip()
-            if line:
-                yield line
-
-
-def count_lines(path: str | Path) -> int:
-    with open(path, "rb") as handle:
-        return sum(1 for line in handle if line.strip())
 
 
 def add_source_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--dataset | --file`` with the CSV options, ``--limit`` and ``--seed``: one definition for
-    every command that reads events (``open_source`` takes the same names)."""
+    """``--dataset | --file`` with the file options, ``--limit`` and ``--seed``: one definition
+    for every command that reads events (``open_source`` takes the same names)."""
     from stream.cli import positive_int
 
     src = parser.add_mutually_exclusive_group(required=True)
@@ -129,14 +85,37 @@ def add_source_arguments(parser: argparse.ArgumentParser) -> None:
         "--dataset", metavar="NAME", help="a built-in stream (see `driftline datasets`)"
     )
     src.add_argument(
-        "--file", metavar="PATH", help="JSONL in the event contract, or CSV (--target)"
+        "--file",
+        metavar="PATH",
+        help="JSONL (the event contract, or flat records with --target) or CSV (--target); "
+        ".gz, .bz2 and .xz are read through",
     )
-    parser.add_argument("--target", metavar="COLUMN", help="CSV: the label column")
+    parser.add_argument("--target", metavar="COLUMN", help="CSV or flat JSONL: the label column")
     parser.add_argument(
-        "--id-column", metavar="COLUMN", help="CSV: the event id column (default: row number)"
+        "--id-column",
+        metavar="COLUMN",
+        help="the event id column (default: the row number; flat JSONL: the field id)",
     )
     parser.add_argument(
-        "--time-column", metavar="COLUMN", help="CSV: event time (epoch ms or ISO-8601)"
+        "--time-column",
+        metavar="COLUMN",
+        help="event time (epoch ms or ISO-8601; without a zone: --timezone)",
+    )
+    parser.add_argument(
+        "--key-column",
+        metavar="COLUMN",
+        help="the event key (per-key models with model.per_key = true; the Kafka key)",
+    )
+    parser.add_argument(
+        "--delimiter",
+        type=parse_delimiter,
+        metavar="CHAR",
+        help="CSV field delimiter (default: sniffed from , ; tab |)",
+    )
+    parser.add_argument(
+        "--timezone",
+        metavar="NAME",
+        help="zone of times written without one, like Europe/Berlin (default UTC)",
     )
     parser.add_argument("--limit", type=positive_int, metavar="N", help="stop after N events")
     parser.add_argument("--seed", type=int, default=42, help="seed of a built-in dataset (42)")
@@ -149,10 +128,21 @@ def open_source(
     target: str | None = None,
     id_column: str | None = None,
     time_column: str | None = None,
+    key_column: str | None = None,
+    delimiter: str | None = None,
+    timezone: str | None = None,
+    task: str | None = None,
+    unique_ids: bool = False,
     limit: int | None = None,
     seed: int = 42,
+    notify: Notify = stderr_note,
 ) -> Source:
-    """The source a CLI invocation names; ``limit`` caps the number of events."""
+    """The source a CLI invocation names; ``limit`` caps the number of events.
+
+    Every mistake that can be seen before the run (a missing column, a flat JSONL file without
+    ``target``, a time column with no time, with ``unique_ids`` a repeated id) is a
+    ``ValueError`` now. ``task`` is ``engine.task`` ("regression" keeps ``1.0`` labels numbers).
+    """
     from itertools import islice
 
     if (dataset is None) == (file is None):
@@ -168,19 +158,42 @@ def open_source(
     path = Path(file)
     if not path.is_file():
         raise ValueError(f"--file {file}: no such file")
-    suffix = path.suffix.lower()
+    kind, _ = file_kind(path)
+    time_zone(timezone)  # a wrong name fails even when no time needs it
+    notes = HeldNotes(notify)
+    options: dict[str, Any] = {
+        "target": target,
+        "id_column": id_column,
+        "time_column": time_column,
+        "key_column": key_column,
+        "timezone": timezone,
+        "task": task,
+        "notify": notes,
+    }
     items: Iterator[Any]
-    if suffix == ".csv":
+    if kind == "csv":
         if target is None:
             raise ValueError("a CSV file needs --target COLUMN (the label column)")
-        csv_header(path, target=target, id_column=id_column, time_column=time_column)
-        items = csv_events(path, target=target, id_column=id_column, time_column=time_column)
-        total = max(0, count_lines(path) - 1)
-    elif suffix in (".jsonl", ".json", ".ndjson"):
-        items = jsonl_lines(path)
-        total = count_lines(path)
+        layout = read_or_fail(path, lambda: csv_layout(path, delimiter))
+        items = read_or_fail(path, lambda: csv_events(path, delimiter=layout.delimiter, **options))
+        total = max(0, read_or_fail(path, lambda: count_lines(path)) - layout.skip)
+        if unique_ids and id_column is not None:
+            what = f"--id-column {id_column!r}"
+            read_or_fail(
+                path, lambda: _check_unique(path.name, csv_ids(path, layout, id_column), what)
+            )
+    elif kind == "jsonl":
+        items = read_or_fail(path, lambda: jsonl_events(path, **options))
+        total = read_or_fail(path, lambda: count_lines(path))
+        if unique_ids:
+            what = f"--id-column {id_column!r}" if id_column else "the event id"
+            read_or_fail(path, lambda: _check_unique(path.name, jsonl_ids(path, id_column), what))
     else:
-        raise ValueError(f"--file {file}: expected .jsonl (event contract) or .csv with --target")
+        raise ValueError(
+            f"--file {file}: expected .jsonl (event contract, or flat records with --target) or "
+            ".csv with --target, optionally compressed (.gz, .bz2, .xz)"
+        )
+    notes.release()
     if limit is not None:
         items = islice(items, limit)
         total = min(total, limit)

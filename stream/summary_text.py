@@ -56,6 +56,81 @@ def incident_lines(alerts: Iterable[Mapping[str, Any]]) -> list[str]:
     return lines
 
 
+def _reasons(counts: Mapping[str, int] | None) -> str:
+    """``bad_label 1250, not_json 3``: dead-letter reasons, most frequent first."""
+    ranked = sorted((counts or {}).items(), key=lambda item: (-item[1], item[0]))
+    return ", ".join(f"{reason} {count}" for reason, count in ranked)
+
+
+def late_label_cause(summary: Mapping[str, Any]) -> str:
+    """Why labels came too late to be scored: the TTL (on event time), the bound on waiting
+    predictions, or a label whose id no waiting prediction had.
+
+    >>> late_label_cause({"labels_expired": 60, "label_delay": 7,
+    ...                   "config": {"labels": {"ttl_seconds": 3600.0, "max_pending": 100000}}})
+    'labels.ttl_seconds is 3600 s of event time, less than the time from an event to its label
+    (--label-delay 7 events); raise it (DRIFTLINE_LABELS__TTL_SECONDS), for daily events to at
+    least 604,800 s'
+    """
+    labels = (summary.get("config") or {}).get("labels") or {}
+    delay = summary.get("label_delay")
+    after = f" (--label-delay {delay:,} events)" if delay else ""
+    causes = []
+    if summary.get("labels_expired"):
+        ttl = labels.get("ttl_seconds")
+        ttl_text = f"{ttl:g} s" if isinstance(ttl, int | float) else "its limit"
+        example = f", for daily events to at least {delay * 86_400:,} s" if delay else ""
+        causes.append(
+            f"labels.ttl_seconds is {ttl_text} of event time, less than the time from an event "
+            f"to its label{after}; raise it (DRIFTLINE_LABELS__TTL_SECONDS){example}"
+        )
+    if summary.get("labels_evicted"):
+        bound = labels.get("max_pending")
+        bound_text = f"{bound:,}" if isinstance(bound, int) else "its limit"
+        causes.append(
+            f"labels.max_pending is {bound_text}: more predictions waited for their label than "
+            f"that{after}; raise it (DRIFTLINE_LABELS__MAX_PENDING)"
+        )
+    if not causes:
+        causes.append(
+            "no waiting prediction had the label's id (a label for an unknown, "
+            "rejected or already labelled event)"
+        )
+    return "; ".join(causes)
+
+
+def unscored_reason(summary: Mapping[str, Any]) -> str | None:
+    """Why nothing was scored (the metric is ``n/a`` / null), or ``None`` when it was measured.
+
+    >>> unscored_reason({"metric": None, "events": 1250, "invalid": 1250, "valid": 0,
+    ...                  "dead_letter_reasons": {"bad_label": 1250}})
+    'every event rejected: bad_label 1250'
+    >>> unscored_reason({"metric": 0.91}) is None
+    True
+    """
+    if summary.get("metric") is not None:
+        return None
+    events = summary.get("events", 0)
+    if not events:
+        return "no events"
+    reasons = _reasons(summary.get("dead_letter_reasons"))
+    valid = summary.get("valid", events - summary.get("invalid", 0))
+    if not valid:
+        return f"every event rejected: {reasons}" if reasons else "every event rejected"
+    too_late, labelled = summary.get("labels_too_late", 0), summary.get("labelled", 0)
+    if too_late and not labelled:
+        return f"every label came too late: {late_label_cause(summary)}"
+    if too_late:
+        return (
+            f"{too_late:,} of {too_late + labelled:,} labels came too late: "
+            f"{late_label_cause(summary)}; the other {labelled:,} had no prediction to score"
+        )
+    if not labelled:
+        rejected = f" (rejected: {reasons})" if reasons else ""
+        return f"no valid event had a label (y in JSONL, the --target column in CSV){rejected}"
+    return f"none of the {labelled:,} labels had a prediction to score"
+
+
 def _metric_lines(summary: Mapping[str, Any]) -> list[str]:
     name = summary["metric_name"] or "metric"
     metric, base, no_change = (
@@ -64,10 +139,7 @@ def _metric_lines(summary: Mapping[str, Any]) -> list[str]:
         summary.get("no_change_metric"),
     )
     if metric is None:
-        why = "no event was usable" if not summary.get("scored") else "nothing scored"
-        if summary.get("labels_too_late"):
-            why = f"{summary['labels_too_late']:,} labels came too late (see labels.ttl_seconds)"
-        return [f"  {name} n/a ({why})"]
+        return [f"  {name} n/a ({unscored_reason(summary)})"]
     kappa = summary.get("kappa_temporal")
     line = (
         f"  {name} {metric:.4f}   no adaptation {_number(base)}   no-change {_number(no_change)}"
@@ -93,6 +165,13 @@ def _metric_lines(summary: Mapping[str, Any]) -> list[str]:
             lines.append(
                 "  the model is WORSE than the no-change baseline (repeating the previous label)"
             )
+    too_late = summary.get("labels_too_late", 0)
+    if too_late:
+        total = too_late + summary.get("labelled", 0)
+        lines.append(
+            f"  {too_late:,} of {total:,} labels came too late and were not scored: "
+            f"{late_label_cause(summary)}"
+        )
     return lines
 
 
@@ -124,9 +203,13 @@ def _detection_lines(summary: Mapping[str, Any]) -> list[str]:
 
 
 def summary_lines(summary: Mapping[str, Any], out: str | None) -> list[str]:
+    task = (
+        f"{summary['task']}: {summary['task_reason']}"
+        if summary.get("task")
+        else "task unknown: no label was read"
+    )
     lines = [
-        f"driftline backtest: {summary['source']}  ({summary['events']:,} events, "
-        f"{summary['task']}: {summary['task_reason']})",
+        f"driftline backtest: {summary['source']}  ({summary['events']:,} events, {task})",
         f"  model {summary['model']}, drift policy {summary['policy']}",
         *_metric_lines(summary),
     ]

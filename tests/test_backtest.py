@@ -443,9 +443,8 @@ def test_csv_source_with_a_target_column(tmp_path: Path) -> None:
 
 
 def test_csv_time_column_in_epoch_milliseconds_is_accepted(tmp_path: Path) -> None:
-    # BUG: `--time-column` is documented as "epoch ms or ISO-8601", but csv_events passes the
-    # cell through as text, and the event contract reads text as ISO-8601 only: every row is
-    # dead-lettered as bad_ts. Fix (stream/sources.py): "ts": _number_or_text(row[time_column]).
+    # `--time-column` is documented as "epoch ms or ISO-8601": a number in the cell is epoch ms,
+    # not text for the ISO parser (every row was once dead-lettered as bad_ts).
     path = _csv_of_sea(tmp_path / "data.csv", 100, lambda i: 1_704_067_200_000 + 1000 * i)
     summary = run_backtest(
         load_settings(environ={}),
