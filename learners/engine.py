@@ -47,6 +47,9 @@ from learners.snapshot import SnapshotError, load_snapshot, sign_snapshot
 
 DRIFTLINE_VERSION = "0.1.0"
 MAX_CLOCK_SKEW_MS = 60_000
+#: The layout of the engine state in a snapshot. 2: incidents, challengers and confirmation
+#: windows (the drift loop); a snapshot of another layout is refused, not half-restored.
+SNAPSHOT_FORMAT = 2
 
 METRIC_CLASSES = {
     "accuracy": metrics.Accuracy,
@@ -501,7 +504,7 @@ class Engine(AlertActions):
         slot = self.slots.get(None) or next(iter(self.slots.values()), None)
         metric = self.metric.get() if self.metric is not None else None
         return {
-            "format": 1,
+            "format": SNAPSHOT_FORMAT,
             "model": self.config.model.name,
             "model_params": self.config.model.params,
             "task": self.task,
@@ -571,6 +574,12 @@ def _load_checked(
     blob: bytes, key: bytes | None, config: LearningConfig, expected: dict[str, Any]
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     def check(header: dict[str, Any]) -> None:
+        if header.get("format") != SNAPSHOT_FORMAT:
+            raise SnapshotError(
+                f"refused: the snapshot has state format {header.get('format')!r}, this "
+                f"driftline reads format {SNAPSHOT_FORMAT} (it was written by another version: "
+                "start fresh, or replay the history)"
+            )
         for name in ("partition", "owner"):
             if name in expected and header.get(name) != expected[name]:
                 raise SnapshotError(

@@ -312,3 +312,15 @@ def test_engine_refuses_to_restore_a_tampered_snapshot() -> None:
         Engine.restore(_flip(blob, len(blob) - 3), KEY, make_config())
     with pytest.raises(SnapshotError, match="does not verify"):
         Engine.restore(blob, OTHER_KEY, make_config())
+
+
+@pytest.mark.usefixtures("no_unpickling")
+def test_a_snapshot_of_another_state_format_is_refused_before_unpickling() -> None:
+    # A snapshot written before the drift loop (format 1) lacks incidents and challengers: it is
+    # refused whole, never half-restored into an engine that would fail mid-stream.
+    engine = Engine(make_config(), snapshot_key=KEY)
+    engine.process(sea(1)[0], 0)
+    header = {**engine.header(), "format": 1}
+    old = sign_snapshot(engine._state(), header, KEY)
+    with pytest.raises(SnapshotError, match="state format 1, this driftline reads format 2"):
+        Engine.restore(old, KEY, make_config())
