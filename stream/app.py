@@ -361,6 +361,7 @@ def serve(settings: Settings, snapshot_key: bytes, *, loglevel: str = "info") ->
     """Create missing topics, start the metrics server, run the worker until stopped."""
     import faust
 
+    from stream.log_filters import install_startup_noise_filter
     from stream.topics import TopicError, ensure_topics
 
     try:
@@ -378,6 +379,7 @@ def serve(settings: Settings, snapshot_key: bytes, *, loglevel: str = "info") ->
             file=sys.stderr,
         )
         return 1
+    install_startup_noise_filter(app.logger)  # a healthy start logs no ERROR
     runner = faust.Worker(app, loglevel=loglevel, redirect_stdouts=False)
     # A terminal spinner (Faust's default below info) turns every debug record on: not a service's.
     runner.spinner = None
