@@ -569,6 +569,37 @@ class Engine(AlertActions):
             slot.config = config
         return engine
 
+    #: What a warm start takes from a snapshot: what was learned, not where a stream was.
+    _LEARNED = (
+        "task",
+        "task_reason",
+        "binary",
+        "slots",
+        "guard",
+        "guard_monitor",
+        "features",
+        "prediction_monitor",
+    )
+
+    @classmethod
+    def warm_start(
+        cls, blob: bytes, key: bytes | None, config: LearningConfig, **kwargs: Any
+    ) -> Engine:
+        """A new engine for a stream it has not seen that starts with what ``blob`` learned: its
+        models (champion and challengers), detectors, guard and fallback, e.g. the
+        ``model.snapshot`` of a backtest. Its offsets, waiting labels, counters, metric and
+        incidents start afresh. Verified like :meth:`restore` (signature, state format, model
+        name); the partition and owner it was made for do not matter, as it resumes nothing."""
+        header, state = _load_checked(blob, key, config, {})
+        del header
+        engine = cls(config, snapshot_key=key, **kwargs)
+        engine.__dict__.update({name: state[name] for name in cls._LEARNED if name in state})
+        for slot in engine.slots.values():
+            slot.config = config
+        if engine.task is not None:
+            engine._set_task(engine.task, None)  # a metric of its own, from now on
+        return engine
+
 
 def _load_checked(
     blob: bytes, key: bytes | None, config: LearningConfig, expected: dict[str, Any]

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import gc
 import logging
 import ssl
@@ -411,6 +412,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
             "secret of at least 16 bytes; the worker signs its snapshots with it and refuses to "
             "load any that do not verify"
         )
+    if args.warm_start:
+        settings = dataclasses.replace(
+            settings, service=dataclasses.replace(settings.service, warm_start=args.warm_start)
+        )
+    if settings.service.warm_start:
+        from stream.predict_cli import load_warm_engine
+
+        load_warm_engine(settings.service.warm_start, settings, key)  # refused now, not later
     return serve(settings, key, loglevel=args.loglevel)
 
 
@@ -426,6 +435,12 @@ def register(sub: Any, commands: dict[str, Callable[[argparse.Namespace], int]])
         epilog="examples:\n  DRIFTLINE_SNAPSHOT_KEY=... driftline serve --config driftline.toml\n"
         "  DRIFTLINE_SERVICE__WEB_PORT=6067 DRIFTLINE_SERVICE__METRICS_PORT=9465 driftline serve",
         formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--warm-start",
+        metavar="FILE",
+        help="a signed snapshot (e.g. a backtest's model.snapshot) that partitions with no "
+        "snapshot of their own start from (service.warm_start)",
     )
     p.add_argument(
         "--loglevel",

@@ -396,7 +396,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands["config"] = cmd_config
 
-    from stream import alerts_cli, app, kafka_clients, produce, replay, snapshots_cli
+    from stream import alerts_cli, app, kafka_clients, predict_cli, produce, replay, snapshots_cli
 
     kafka_clients.register(sub, commands)
     produce.register(sub, commands)
@@ -404,6 +404,7 @@ def build_parser() -> argparse.ArgumentParser:
     alerts_cli.register(sub, commands)
     snapshots_cli.register(sub, commands)
     app.register(sub, commands)  # driftline serve
+    predict_cli.register(sub, commands)
     # `--config FILE` also after the command (`driftline backtest --config f.toml ...`), for
     # every command that reads the settings; SUPPRESS keeps the one given before the command.
     for name, command_parser in sub.choices.items():

@@ -73,6 +73,9 @@ class ServiceConfig:
     web_port: int = 6066
     metrics_port: int = 9464
     data_dir: str = ".driftline"
+    #: A signed snapshot file (e.g. a backtest's model.snapshot) that a partition with no snapshot
+    #: of its own starts from: its models, detectors and guard, from the first offset.
+    warm_start: str = ""
 
 
 @dataclass(frozen=True)

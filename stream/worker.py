@@ -29,6 +29,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -719,15 +720,33 @@ class Worker:
             self.metrics.recoveries.labels("memory").inc()
             log.info("partition %d: kept in memory (watermark %d)", p, held.watermark)
             return held
-        self.metrics.recoveries.labels("fresh").inc()
         self._published.pop(p, None)
+        owner = self.settings.service.app_id
+        warm = self.settings.service.warm_start
+        if warm:
+            # Verified at start (driftline serve); read again here, as a partition may be
+            # assigned long after.
+            engine = Engine.warm_start(
+                Path(warm).read_bytes(), self.key, self.settings, partition=p, owner=owner
+            )
+            self.metrics.recoveries.labels("warm").inc()
+            log.info(
+                "partition %d: no snapshot under key %s: warm start from %s (model version %d), "
+                "from the beginning of %s",
+                p,
+                key,
+                warm,
+                engine.header()["model_version"],
+                self.topics.events,
+            )
+            return engine
+        self.metrics.recoveries.labels("fresh").inc()
         log.warning(
             "partition %d: no valid snapshot under key %s: a fresh model from the beginning of %s",
             p,
             key,
             self.topics.events,
         )
-        owner = self.settings.service.app_id
         return Engine(self.settings, partition=p, snapshot_key=self.key, owner=owner)
 
     async def shutdown(self) -> None:
