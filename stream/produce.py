@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 
+from learners.events import Unparsed
 from stream.cli import non_negative_int, positive_float
 from stream.kafka_clients import (
     BrokerUnreachable,
@@ -64,13 +65,18 @@ def _key_of(obj: Any) -> bytes | None:
 
 
 def encode_event(
-    item: bytes | dict[str, Any], strip_label: bool
+    item: bytes | dict[str, Any] | Unparsed, strip_label: bool
 ) -> tuple[bytes | None, bytes, dict[str, Any] | None]:
     """``(kafka key, value bytes, late label or None)`` of one event.
 
     ``strip_label``: take ``y`` out of the event and return it as ``{"id", "y"}`` to be sent
     later; an event without ``y`` (or without ``id``) keeps no label to send.
     """
+    if isinstance(item, Unparsed):
+        # A row the source could not parse (a broken CSV line): its original bytes go as they
+        # are, and the worker dead-letters them with the reason, as a backtest does.
+        original = item.original
+        return None, original.encode() if isinstance(original, str) else original, None
     if isinstance(item, bytes | bytearray):
         raw = bytes(item)
         try:

@@ -86,7 +86,8 @@ class SnapshotRecord:
             "bytes": self.size,
             "verifies": self.verifies,
             "problem": self.problem or None,
-            "header": self.header,
+            # model_params may hold a secret (a model's API key): shown redacted, as settings are.
+            "header": _redacted(self.header),
         }
 
 
@@ -183,7 +184,7 @@ def _file_command(args: argparse.Namespace, path: str, key: bytes | None) -> int
                 f"watermark {header.get('watermark')})"
             )
         else:
-            print(orjson.dumps(read_header(blob), option=orjson.OPT_INDENT_2).decode())
+            print(orjson.dumps(_redacted(read_header(blob)), option=orjson.OPT_INDENT_2).decode())
     except SnapshotError as exc:
         print(f"{path}: {exc}", file=sys.stderr)
         return 1
@@ -312,3 +313,10 @@ def register(
     )
     add_bootstrap_argument(p)
     commands["snapshots"] = cmd_snapshots
+
+
+def _redacted(header: dict[str, Any] | None) -> dict[str, Any] | None:
+    # Imported here: stream.settings brings River, which `driftline --help` must not load.
+    from stream.settings import redact
+
+    return redact(header) if header is not None else None

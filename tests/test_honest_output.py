@@ -432,3 +432,19 @@ def test_redact_text_masks_secrets_quoted_in_a_message() -> None:
     assert SECRET not in masked
     assert 'sasl_mechanism="PLAIN"' in masked
     assert redact_text("model.name: unknown model 'x'") == "model.name: unknown model 'x'"
+
+
+def test_snapshots_show_redacts_secrets_in_the_header(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A snapshot's header carries model_params: a user's model may take an API key.
+    from learners.snapshot import sign_snapshot
+
+    header = {"format": 2, "model": "mypkg:make", "model_params": {"api_key": SECRET, "n": 3}}
+    path = tmp_path / "model.snapshot"
+    path.write_bytes(sign_snapshot({"state": 1}, header, b"k" * 32))
+    capsys.readouterr()
+    assert main(["snapshots", "show", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert SECRET not in out
+    assert orjson.loads(out)["model_params"] == {"api_key": REDACTED, "n": 3}

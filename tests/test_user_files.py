@@ -467,3 +467,14 @@ def test_repeated_ids_in_jsonl_with_late_labels_are_refused(
     path = write_jsonl(tmp_path / "events.jsonl.gz", lines, opener=gzip.open)
     line = refused(capsys, "--file", str(path), "--label-delay", "5")
     assert "the event id is not unique in events.jsonl.gz: 0 on rows 0 and 50" in line
+
+
+def test_produce_sends_a_row_it_cannot_parse_as_its_original_bytes() -> None:
+    # A broken CSV row reached `driftline produce` as an Unparsed record, which orjson cannot
+    # serialise (TypeError, a traceback): it goes out as its own bytes, for the worker to
+    # dead-letter with the reason, as the backtest does.
+    from learners.events import InvalidRecord, Unparsed
+    from stream.produce import encode_event
+
+    row = Unparsed('1,2.5,"unclosed', InvalidRecord("bad_csv_row", "unclosed quote"))
+    assert encode_event(row, strip_label=True) == (None, b'1,2.5,"unclosed', None)
