@@ -59,7 +59,17 @@ def csv_layout(path: str | Path, delimiter: str | None = None) -> CsvLayout:
         head, skip = head[1:], 2
     if not head or not head[0].strip():
         raise ValueError(f"--file {path}: no header line (a CSV file starts with its columns)")
-    lines = [line.decode("utf-8", errors="replace") for line in head if line.strip()]
+    for number, line in enumerate(head, start=skip):
+        try:
+            line.decode("utf-8")
+        except UnicodeDecodeError:
+            # Excel's "CSV" (not "CSV UTF-8") on Windows writes cp1252: say so once, not as a
+            # bad_csv_row on every line with an accent.
+            raise ValueError(
+                f"--file {path}: line {number} is not UTF-8 (a spreadsheet's cp1252 export?): "
+                f"save as 'CSV UTF-8', or convert: iconv -f cp1252 -t utf-8 {path} > utf8.csv"
+            ) from None
+    lines = [line.decode("utf-8") for line in head if line.strip()]
     if delimiter is None:
         delimiter = "\t" if Path(path).name.lower().endswith((".tsv", ".tsv.gz")) else None
         delimiter = delimiter or sniff_delimiter(lines)

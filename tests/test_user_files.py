@@ -478,3 +478,16 @@ def test_produce_sends_a_row_it_cannot_parse_as_its_original_bytes() -> None:
 
     row = Unparsed('1,2.5,"unclosed', InvalidRecord("bad_csv_row", "unclosed quote"))
     assert encode_event(row, strip_label=True) == (None, b'1,2.5,"unclosed', None)
+
+
+def test_a_cp1252_csv_is_named_as_such_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Excel's plain "CSV" on Windows: cp1252, where "é" is one byte that is not UTF-8.
+    path = tmp_path / "export.csv"
+    path.write_bytes("id,city,temp,label\n1,Orléans,20.5,1\n2,Nîmes,21.0,0\n".encode("cp1252"))
+    code = main(["backtest", "--file", str(path), "--target", "label"])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+    assert "is not UTF-8" in err and "iconv -f cp1252" in err
