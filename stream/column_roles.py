@@ -85,18 +85,40 @@ def _iso(text: str) -> datetime | None:
         return None
 
 
+#: Numbers in this range are epoch seconds (1973-03-03 to 5138), not milliseconds (1970-1973).
+EPOCH_SECONDS = (1e8, 1e11)
+
+
 class EventTimes:
     """Event times as the contract takes them: a time without a zone is read in ``timezone``
-    (UTC when not given, said once through ``notify``) and becomes epoch milliseconds; anything
-    else passes unchanged (the engine rejects what is not a time as ``bad_ts``)."""
+    (UTC when not given, said once through ``notify``) and becomes epoch milliseconds, as do
+    epoch seconds (said once too); anything else passes unchanged (the engine rejects what is
+    not a time as ``bad_ts``).
+
+    >>> notes = []
+    >>> times = EventTimes(None, notes.append)
+    >>> times(1714564800), times(1714564800123), times("2024-05-01 12:00:00")
+    (1714564800000, 1714564800123, 1714564800000)
+    >>> notes
+    ['note: times such as 1714564800 read as epoch seconds', 'note: times without a zone read as UTC; --timezone to change']
+    """
 
     def __init__(self, timezone: str | None, notify: Notify) -> None:
         self.zone = time_zone(timezone)
         self.explicit = timezone is not None
         self.notify = notify
         self.noted = False
+        self.seconds_noted = False
 
     def __call__(self, value: Any) -> Any:
+        kind = type(value)
+        if (kind is int or kind is float) and EPOCH_SECONDS[0] <= value < EPOCH_SECONDS[1]:
+            # As epoch milliseconds these would all fall in 1970-1973: they are epoch seconds
+            # (what `date +%s` and most databases write).
+            if not self.seconds_noted:
+                self.seconds_noted = True
+                self.notify(f"note: times such as {value} read as epoch seconds")
+            return int(value * 1000)
         if not isinstance(value, str) or (parsed := _iso(value)) is None:
             return value
         if parsed.tzinfo is not None:
