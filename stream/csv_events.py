@@ -59,22 +59,31 @@ def csv_layout(path: str | Path, delimiter: str | None = None) -> CsvLayout:
         head, skip = head[1:], 2
     if not head or not head[0].strip():
         raise ValueError(f"--file {path}: no header line (a CSV file starts with its columns)")
-    for number, line in enumerate(head, start=skip):
-        try:
-            line.decode("utf-8")
-        except UnicodeDecodeError:
-            # Excel's "CSV" (not "CSV UTF-8") on Windows writes cp1252: say so once, not as a
-            # bad_csv_row on every line with an accent.
-            raise ValueError(
-                f"--file {path}: line {number} is not UTF-8 (a spreadsheet's cp1252 export?): "
-                f"save as 'CSV UTF-8', or convert: iconv -f cp1252 -t utf-8 {path} > utf8.csv"
-            ) from None
-    lines = [line.decode("utf-8") for line in head if line.strip()]
+    _check_encoding(path, head, skip)
+    lines = [line.decode("utf-8", errors="replace") for line in head if line.strip()]
     if delimiter is None:
         delimiter = "\t" if Path(path).name.lower().endswith((".tsv", ".tsv.gz")) else None
         delimiter = delimiter or sniff_delimiter(lines)
     columns = next(csv.reader([lines[0].rstrip("\r\n")], delimiter=delimiter), [])
     return CsvLayout([c.strip() for c in columns], delimiter, skip)
+
+
+def _check_encoding(path: str | Path, head: list[bytes], skip: int) -> None:
+    """Excel's "CSV" (not "CSV UTF-8") on Windows writes cp1252: say so once, rather than as a
+    ``bad_csv_row`` on every line with an accent. A header that is not UTF-8, or several such
+    lines among the first ones, is an encoding; one stray line is a broken row (dead-lettered)."""
+    bad = []
+    for number, line in enumerate(head, start=skip):
+        try:
+            line.decode("utf-8")
+        except UnicodeDecodeError:
+            bad.append(number)
+    header_bad = bool(bad) and bad[0] == skip
+    if header_bad or (len(bad) >= 2 and len(bad) * 10 >= len(head)):
+        raise ValueError(
+            f"--file {path}: line {bad[0]} is not UTF-8 (a spreadsheet's cp1252 export?): "
+            f"save as 'CSV UTF-8', or convert: iconv -f cp1252 -t utf-8 {path} > utf8.csv"
+        )
 
 
 def csv_header(path: str | Path, *, delimiter: str | None = None, **roles: str | None) -> list[str]:
