@@ -42,7 +42,8 @@ def z_threshold(ert: float, confirm_events: int, *, two_sided: bool) -> float:
 
 
 class Reference:
-    """Running mean and variance of a signal's reference values (Welford)."""
+    """Running mean and variance (Welford): a signal's reference values, a feature's reference
+    window, the guard's accepted values. The project's one running-variance accumulator."""
 
     __slots__ = ("m2", "mean", "n")
 
@@ -50,6 +51,13 @@ class Reference:
         self.n = 0
         self.mean = 0.0
         self.m2 = 0.0
+
+    @classmethod
+    def of(cls, n: int, mean: float, m2: float) -> Reference:
+        """A reference with these moments (``m2``: the sum of squared deviations)."""
+        ref = cls()
+        ref.n, ref.mean, ref.m2 = n, mean, m2
+        return ref
 
     def add(self, value: float) -> None:
         self.n += 1

@@ -24,9 +24,9 @@ change twice.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
+from detectors.effect import Reference
 from detectors.monitor import SignalMonitor
 
 CLIP = 4.0
@@ -66,7 +66,7 @@ class ScaledMonitor:
     ) -> dict[str, Any] | None:
         if not self._scale:
             return None  # no reference yet to measure a change against
-        scaled = (after_mean - self._mean) * self._scale + 0.5
+        scaled = (after_mean - self._ref.mean) * self._scale + 0.5
         return self._finish(self.monitor.confirm_by_test(index, first_index, scaled, after_n, test))
 
     def reset(self) -> None:
@@ -76,38 +76,35 @@ class ScaledMonitor:
         self.monitor.fixed_reference = None
 
     def _start_reference(self) -> None:
-        self._n = 0
-        self._mean = 0.0
-        self._m2 = 0.0
+        self._ref = Reference()
         self._scale = 0.0  # 0 while the reference is still being collected
 
     def update(self, value: float, index: int) -> dict[str, Any] | None:
         if not self._scale:
-            # Welford's running mean/variance over the reference window.
-            self._n += 1
-            delta = value - self._mean
-            self._mean += delta / self._n
-            self._m2 += delta * (value - self._mean)
-            if self._n >= self.reference_size:
-                std = math.sqrt(self._m2 / (self._n - 1))
+            ref = self._ref
+            ref.add(value)
+            if ref.n >= self.reference_size:
+                std = ref.std(binary=False)
                 # A constant reference (std 0) still has to detect a later change.
                 self._scale = 1.0 / (2 * CLIP * (std or 1e-9))
                 # In the scaled space the reference is mean 0.5, std 1 / (2 CLIP).
-                self.monitor.fixed_reference = (0.5, 1.0 / (2 * CLIP), self._n)
+                self.monitor.fixed_reference = Reference.of(
+                    ref.n, 0.5, (ref.n - 1) / (2 * CLIP) ** 2
+                )
             return None
-        z = (value - self._mean) * self._scale + 0.5
+        z = (value - self._ref.mean) * self._scale + 0.5
         return self._finish(self.monitor.update(0.0 if z < 0.0 else 1.0 if z > 1.0 else z, index))
 
     def _finish(self, alert: dict[str, Any] | None) -> dict[str, Any] | None:
         if alert is not None:
             std = 1.0 / (2 * CLIP * self._scale)
-            alert["evidence"]["reference_mean"] = self._mean
+            alert["evidence"]["reference_mean"] = self._ref.mean
             alert["evidence"]["reference_std"] = std
             effect = alert.get("effect")
             if effect is not None:
                 # Back to the feature's own unit: a person reads 23.0 degrees, not 0.59.
-                effect["before"] = self._mean
-                effect["after"] = self._mean + (effect["after"] - 0.5) / self._scale
+                effect["before"] = self._ref.mean
+                effect["after"] = self._ref.mean + (effect["after"] - 0.5) / self._scale
                 effect["reference_std"] = std
             if alert["kind"] == "drift":
                 self.reset()

@@ -50,8 +50,6 @@ class IncidentTracker:
         self.close_after = close_after
         self.partition = partition
         self.open: dict[str, Any] | None = None
-        self.opened = 0
-        self.closed = 0
 
     @property
     def incident_id(self) -> str | None:
@@ -70,7 +68,6 @@ class IncidentTracker:
                 "opened_at": alert["index"],
                 "signals": [],
             }
-            self.opened += 1
             kind = "drift"
         else:
             kind = "update"
@@ -81,13 +78,16 @@ class IncidentTracker:
         alert["signals"] = [dict(s) for s in incident["signals"]]
         return alert
 
+    def quiet(self, index: int) -> bool:
+        """An incident is open and no detection joined it for ``close_after`` events."""
+        return self.open is not None and index - self.open["last_at"] >= self.close_after
+
     def close_if_quiet(self, index: int, *, alarm_active: bool) -> dict[str, Any] | None:
         """The ``recovered`` record of the open incident once it has been quiet long enough."""
         incident = self.open
-        if incident is None or alarm_active or index - incident["last_at"] < self.close_after:
+        if incident is None or alarm_active or not self.quiet(index):
             return None
         self.open = None
-        self.closed += 1
         first = incident["signals"][0]
         return {
             "kind": "recovered",

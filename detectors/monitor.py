@@ -85,9 +85,9 @@ class SignalMonitor:
         self.warning_active = False
         self.not_significant = 0  # alarms of the detector that were too small or too likely
         self._last_alert_at: dict[str, int] = {}
-        #: A fixed reference (mean, std, n) set by the owner (a feature's reference window);
-        #: ``None``: the values seen since the last reset or confirmed drift.
-        self.fixed_reference: tuple[float, float, int] | None = None
+        #: A fixed reference set by the owner (a feature's reference window); ``None``: the
+        #: values seen since the last reset or confirmed drift.
+        self.fixed_reference: Reference | None = None
         self.reset()
 
     def reset(self) -> None:
@@ -108,12 +108,7 @@ class SignalMonitor:
     # ------------------------------------------------------------------ evidence and effect
 
     def _reference(self) -> Reference:
-        if self.fixed_reference is None:
-            return self.reference
-        mean, std, n = self.fixed_reference
-        ref = Reference()
-        ref.n, ref.mean, ref.m2 = n, mean, std * std * max(1, n - 1)
-        return ref
+        return self.reference if self.fixed_reference is None else self.fixed_reference
 
     def _evidence(self) -> dict[str, float | int]:
         ref = self._reference()
@@ -266,12 +261,11 @@ class SignalMonitor:
         if self.fixed_reference is None:
             # The next alarm compares against the new regime, not the same change twice: the
             # values after the alarm, or (with no confirmation window) the detector's recent ones.
-            new = Reference()
             if candidate["n"] > 1:
-                new.n, new.mean = n, after
-                new.m2 = max(0.0, candidate["sumsq"] - n * after * after)
+                m2 = max(0.0, candidate["sumsq"] - n * after * after)
+                self.reference = Reference.of(n, after, m2)
             else:
+                self.reference = Reference()
                 for value in self._recent:
-                    new.add(value)
-            self.reference = new
+                    self.reference.add(value)
         return alert

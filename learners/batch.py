@@ -53,7 +53,7 @@ def process_batch(
             engine._tick(event["ts"], now_ms)
             events.append((event, offset, index))
     if not events:
-        engine._maybe_snapshot()
+        engine._after_events()
         return
 
     xs = [encode_features(event["x"]) for event, _, _ in events]
@@ -150,4 +150,4 @@ def process_batch(
         except Exception:
             slot.learn_errors += 1
     slot.drop_stale_background(engine.index)
-    engine._maybe_snapshot()
+    engine._after_events()

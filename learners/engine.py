@@ -322,8 +322,12 @@ class Engine(AlertActions):
             self._tick(event["ts"], now_ms)
             self._handle(event, offset, index)
         self.watermark = offset
-        if self.incidents.open is not None:
-            self._close_quiet_incident()
+        self._after_events()
+
+    def _after_events(self) -> None:
+        """After an event (or a micro-batch): close a quiet incident, snapshot when due."""
+        if self.incidents.open is not None and self.incidents.quiet(self.index):
+            self._close_quiet_incident()  # looks at every slot's alarm: only once it is due
         self._maybe_snapshot()
 
     def _handle(self, event: dict[str, Any], offset: int, index: int) -> None:
@@ -546,9 +550,12 @@ class Engine(AlertActions):
         self.outputs.snapshots.append(record)
         return record
 
-    #: Not part of a snapshot: I/O, the key, the config (the current one applies), and who this
-    #: engine is (a snapshot never decides which partition or owner it restores into).
-    _NOT_STATE = frozenset({"outputs", "_key", "config", "partition", "source", "owner"})
+    #: Not part of a snapshot: I/O, the key, the config (the current one applies), who this
+    #: engine is (a snapshot never decides which partition or owner it restores into), and the
+    #: backtest's scorecard (every loss of the run: a report, not state).
+    _NOT_STATE = frozenset(
+        {"outputs", "_key", "config", "partition", "source", "owner", "scorecard"}
+    )
 
     def _state(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if k not in self._NOT_STATE}

@@ -22,26 +22,19 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from detectors.effect import Reference
+
 MIN_COUNT = 30
 RELATIVE_STD_FLOOR = 1e-3
 
 
-class _Running:
-    __slots__ = ("m2", "mean", "n")
-
-    def __init__(self) -> None:
-        self.reset()
+class _Running(Reference):
+    __slots__ = ()
 
     def reset(self) -> None:
         self.n = 0
         self.mean = 0.0
         self.m2 = 0.0
-
-    def add(self, value: float) -> None:
-        self.n += 1
-        delta = value - self.mean
-        self.mean += delta / self.n
-        self.m2 += delta * (value - self.mean)
 
     def z(self, value: float) -> float:
         """Distance from the mean in standard deviations; 0 while there is too little to judge

@@ -58,10 +58,7 @@ class ModelSlot:
         self.binary = binary
         self.classification = task == "classification"
         self.model = self._fresh_model()
-        # A user's model may have predict_one only: then there are no class probabilities.
-        self.has_proba = self.classification and callable(
-            getattr(self.model, "predict_proba_one", None)
-        )
+        self.has_proba = self._has_proba(self.model)
         self.version = 1
         self.labels_learned = 0  # by the current model: decides when it is warm
         self.fallback = BaselineFallback(task)
@@ -85,6 +82,10 @@ class ModelSlot:
         self._next_cid = 0
         for name in config.policy.challengers:
             self._add_challenger(name, build_model(name, {}, task, binary=binary), "configured", 0)
+
+    def _has_proba(self, model: Any) -> bool:
+        # A user's model may have predict_one only: then there are no class probabilities.
+        return self.classification and callable(getattr(model, "predict_proba_one", None))
 
     def _fresh_model(self) -> Any:
         spec = self.config.model
@@ -314,9 +315,7 @@ class ModelSlot:
         former.labels = self.labels_learned
         self.champion_origin = challenger.origin
         self.model, self.champion_name = challenger.model, challenger.name
-        self.has_proba = self.classification and callable(
-            getattr(self.model, "predict_proba_one", None)
-        )
+        self.has_proba = self._has_proba(self.model)  # a challenger may be another kind
         self.labels_learned = challenger.labels
         self.background = None
         self._new_champion(index)

@@ -9,6 +9,7 @@ import csv
 import functools
 import itertools
 import math
+import random
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -479,3 +480,22 @@ def test_a_challenger_that_wins_at_its_last_test_is_promoted_not_expired() -> No
     assert evidence is not None and evidence["p_value"] < slot.per_test_alpha
     assert slot.version == 2 and slot.champion_origin == "fresh"
     assert [c.origin for c in slot.challengers] == ["former champion"]
+
+
+def test_an_incident_closes_in_the_vectorised_micro_batch_path_too() -> None:
+    # The micro-batch path (learn_many, no challenger) once skipped the quiet-incident check:
+    # an incident opened there was never closed.
+    rng = random.Random(5)
+    events = [
+        {"id": i, "x": {"a": rng.gauss(0.0 if i < 3000 else 3.0, 1.0)}, "y": rng.random() < 0.5}
+        for i in range(9000)
+    ]
+    config = make_config(engine={"batch_size": 100}, policy={"action": "none"})
+    engine = Engine(config, partition=0)
+    for start in range(0, len(events), 100):
+        engine.process_batch(events[start : start + 100], list(range(start, start + 100)))
+    alerts = engine.outputs.drain().alerts
+    opened = [a for a in alerts if a["kind"] == "drift"]
+    closed = [a for a in alerts if a["kind"] == "recovered"]
+    assert [a["signal"] for a in opened] == ["feature:a"]
+    assert [a["incident"] for a in closed] == [opened[0]["incident"]]
