@@ -198,8 +198,10 @@ def build_app(settings: Settings, snapshot_key: bytes) -> tuple[faust.App, Worke
     from faust.types import TP
 
     from stream.metrics import WorkerMetrics
+    from stream.publisher import Publisher
+    from stream.recovery import read_snapshots
     from stream.topics import SNAPSHOT_MAX_BYTES, normalized_client
-    from stream.worker import Publisher, Record, Worker, read_snapshots
+    from stream.worker import Record, Worker
 
     kafka = settings.kafka
     names = kafka.topics

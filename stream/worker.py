@@ -23,63 +23,28 @@ a crash, a restart or a rebalance every event is learned exactly once:
 from __future__ import annotations
 
 import asyncio
-import heapq
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from learners.engine import Engine
-from learners.snapshot import SnapshotError, read_header, verify
 from stream.metrics import WorkerMetrics
+from stream.publisher import OutputTooLarge, Publisher, encode
+from stream.recovery import restore_newest, snapshot_key
 from stream.settings import Settings
-from stream.topics import SNAPSHOT_MAX_BYTES, client_options
+from stream.topics import SNAPSHOT_MAX_BYTES
 
 log = logging.getLogger("driftline.worker")
 
-JSON_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
 #: A late label whose event has not shown up is joined anyway (and found "too late") after this.
 LABEL_WAIT_S = 30.0
 #: A label is joined once the events partition is this far past the label's timestamp (or has
 #: caught up): producers' clocks may disagree by up to this much.
 LABEL_CLOCK_SKEW_MS = 1000
-#: Reading model-snapshots to its end on assignment must finish within this.
-SNAPSHOT_READ_TIMEOUT_S = 60.0
-RETRY_BACKOFF_S = (0.2, 5.0)
-#: Snapshots per partition considered on recovery (by rank): more only if the newest are forged.
-SNAPSHOT_CANDIDATES = 8
-
-Headers = list[tuple[str, bytes]]
-#: ``send(topic, key, value, headers)``: hand a record to the producer, return its delivery future.
-SendFunction = Callable[[str, bytes | None, bytes, Headers | None], Awaitable[Awaitable[Any]]]
-#: ``send_batches(topic, [(key, value), ...])``: hand records over in batches (one per partition
-#: and size limit); return ``[(delivery future, the (key, value) pairs in that batch), ...]``.
-BatchSendFunction = Callable[
-    [str, list[tuple[bytes | None, bytes]]],
-    Awaitable[list[tuple[Awaitable[Any], list[tuple[bytes | None, bytes]]]]],
-]
-
-
-def _default(value: Any) -> Any:
-    item = getattr(value, "item", None)  # numpy scalars that OPT_SERIALIZE_NUMPY does not cover
-    if callable(item):
-        return item()
-    raise TypeError(f"cannot encode {type(value).__name__} as JSON")
-
-
-def encode(record: Mapping[str, Any]) -> bytes:
-    """An output record as JSON (non-string keys such as ``True`` in ``proba`` become text)."""
-    return orjson.dumps(record, option=JSON_OPTIONS, default=_default)
-
-
-def snapshot_key(app_id: str, partition: int) -> str:
-    """The ``model-snapshots`` key of a partition's model: compaction keeps the newest."""
-    return f"{app_id}:{partition}"
 
 
 @dataclass(frozen=True)
@@ -90,254 +55,6 @@ class Record:
     offset: int
     timestamp_ms: int | None
     value: bytes
-
-
-class OutputTooLarge(Exception):
-    """The broker or producer will never accept this record: retrying cannot help."""
-
-
-# --------------------------------------------------------------------------- publishing
-
-
-class Publisher:
-    """Sends output records and makes sure they arrive.
-
-    :meth:`send` and :meth:`send_many` return once the producer has the records; :meth:`flush`
-    once every record sent so far is acknowledged. A failed hand-over or delivery is retried with
-    backoff, for as long as it takes (a broker outage stalls the worker rather than losing or
-    reordering the snapshot guarantee); a record that is too large is reported and dropped.
-
-    :meth:`send_many` hands records over a batch at a time (``send_batches``): a few µs per record
-    instead of ~20 for the producer's ``send``, which made publishing a quarter of the worker's
-    time. A batch that fails is sent again record by record, so that a record too large for the
-    broker is dropped alone.
-    """
-
-    def __init__(
-        self,
-        send: SendFunction,
-        metrics: WorkerMetrics,
-        is_too_large: Callable[[BaseException], bool],
-        send_batches: BatchSendFunction | None = None,
-    ) -> None:
-        self._send = send
-        self._send_batches = send_batches
-        self._metrics = metrics
-        self._is_too_large = is_too_large
-        # (delivery future, topic, [(key, value, headers), ...] in the request behind it)
-        self._inflight: deque[tuple[Any, str, list[tuple[bytes | None, bytes, Headers | None]]]]
-        self._inflight = deque()
-
-    async def send(
-        self, topic: str, key: bytes | None, value: bytes, headers: Headers | None = None
-    ) -> None:
-        """Hand one record over; raises :class:`OutputTooLarge` if the producer refuses it."""
-        await self._hand_over(topic, key, value, headers)
-        await self._reap(block=False)
-
-    async def send_many(self, topic: str, records: list[tuple[bytes | None, bytes]]) -> None:
-        """Hand records of one topic over (no headers); one too large is logged and dropped."""
-        if self._send_batches is None or len(records) < 2:
-            for key, value in records:
-                await self._send_or_drop(topic, key, value, None)
-        else:
-            try:
-                batches = await self._send_batches(topic, records)
-            except Exception as exc:
-                # Handing over failed (no metadata: broker gone?); records of batches already
-                # handed over are sent twice. Record by record, with retries, instead.
-                log.warning("cannot send a batch to %s (%r); sending record by record", topic, exc)
-                for key, value in records:
-                    await self._send_or_drop(topic, key, value, None)
-            else:
-                for future, batch in batches:
-                    self._inflight.append((future, topic, [(k, v, None) for k, v in batch]))
-        await self._reap(block=False)
-
-    async def flush(self) -> None:
-        await self._reap(block=True)
-
-    async def _send_or_drop(
-        self, topic: str, key: bytes | None, value: bytes, headers: Headers | None
-    ) -> None:
-        try:
-            await self._hand_over(topic, key, value, headers)
-        except OutputTooLarge as exc:
-            log.error("an output record was dropped: %s", exc)
-
-    async def _hand_over(
-        self, topic: str, key: bytes | None, value: bytes, headers: Headers | None
-    ) -> None:
-        delay = RETRY_BACKOFF_S[0]
-        while True:
-            try:
-                future = await self._send(topic, key, value, headers)
-            except Exception as exc:
-                if self._is_too_large(exc):
-                    raise OutputTooLarge(f"{topic}: {len(value)} bytes: {exc}") from exc
-                self._metrics.send_retries.labels(topic).inc()
-                log.warning("cannot send to %s (%r); retrying in %.1f s", topic, exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, RETRY_BACKOFF_S[1])
-                continue
-            self._inflight.append((future, topic, [(key, value, headers)]))
-            return
-
-    async def _reap(self, *, block: bool) -> None:
-        inflight = self._inflight
-        while inflight:
-            future, topic, records = inflight[0]
-            if not future.done():
-                if not block:
-                    return
-                await asyncio.wait([future])
-            inflight.popleft()
-            error = None if future.cancelled() else future.exception()
-            if error is None and not future.cancelled():
-                continue
-            if error is not None and self._is_too_large(error) and len(records) == 1:
-                size = len(records[0][1])
-                log.error("dropped a %d-byte record for %s: %r", size, topic, error)
-                continue
-            self._metrics.send_retries.labels(topic).inc(len(records))
-            log.warning(
-                "delivery of %d record(s) to %s failed (%r); sending again",
-                len(records),
-                topic,
-                error,
-            )
-            await asyncio.sleep(RETRY_BACKOFF_S[0])
-            if len(records) == 1:
-                await self._hand_over(topic, *records[0])
-            else:  # one by one: a record too large for the broker is then dropped alone
-                for key, value, headers in records:
-                    await self._send_or_drop(topic, key, value, headers)
-
-
-# --------------------------------------------------------------------------- recovery
-
-
-def _rank(header: Mapping[str, Any]) -> tuple[int, int]:
-    try:
-        return int(header["watermark"]), int(header["label_watermark"])
-    except (KeyError, TypeError, ValueError):
-        return -2, -2  # a header we cannot even rank: tried last (and it will not verify)
-
-
-def restore_newest(
-    records: Iterable[tuple[int, bytes]],
-    key: bytes,
-    config: Settings,
-    partition: int,
-    *,
-    newer_than: tuple[int, int] | None = None,
-    refuse: Callable[[int, str], None],
-) -> tuple[Engine, int] | None:
-    """The engine of the newest snapshot in ``records`` (``(offset, blob)``) that verifies.
-
-    "Newest" is the highest (watermark, label watermark), then the highest offset. Candidates are
-    ranked by their unverified header and verified in that order; each one that fails is passed
-    to ``refuse(offset, reason)`` and skipped. With ``newer_than``, only snapshots ranked above it
-    are considered (the caller holds that state already). Returns ``(engine, offset)`` or None.
-
-    >>> from stream.settings import load_settings
-    >>> settings, key = load_settings(environ={}), b"k" * 32
-    >>> ours = Engine(settings, partition=0, snapshot_key=key, owner="driftline")
-    >>> ours.process(b'{"id": 1, "x": {"a": 1.0}, "y": true}', offset=0)
-    >>> theirs = Engine(settings, partition=0, snapshot_key=b"not our key, but long enough")
-    >>> theirs.process(b'{"id": 9, "x": {"a": 2.0}, "y": true}', offset=99)
-    >>> records = [(0, ours.snapshot()["blob"]), (1, theirs.snapshot()["blob"])]
-    >>> engine, offset = restore_newest(
-    ...     records, key, settings, 0, refuse=lambda at, why: print("refused", at, why)
-    ... )
-    refused 1 refused: the signature does not verify (tampered, or signed with another key)
-    >>> offset, engine.watermark
-    (0, 0)
-    """
-    ranked = []
-    for offset, blob in records:
-        try:
-            ranked.append((_rank(read_header(blob)), offset, blob))
-        except SnapshotError as exc:
-            refuse(offset, str(exc))
-    ranked.sort(key=lambda item: (item[0], item[1]), reverse=True)
-    for rank, offset, blob in ranked:
-        if newer_than is not None and rank <= newer_than:
-            return None
-        try:
-            owner = config.service.app_id
-            return Engine.restore(blob, key, config, partition=partition, owner=owner), offset
-        except SnapshotError as exc:
-            refuse(offset, str(exc))
-    return None
-
-
-def read_snapshots(
-    settings: Settings,
-    partitions: Iterable[int],
-    key: bytes | None = None,
-    timeout_s: float = SNAPSHOT_READ_TIMEOUT_S,
-    keep: int = SNAPSHOT_CANDIDATES,
-) -> dict[int, list[tuple[int, bytes]]]:
-    """The newest snapshot records of this app's ``partitions``: ``{p: [(offset, blob), ...]}``.
-
-    Reads ``model-snapshots`` from its beginning to the end offsets seen at the start and keeps,
-    per partition, the ``keep`` highest-ranked records by their (unverified) header, so memory
-    stays bounded however many snapshots compaction has not removed yet. Blocking (kafka-python):
-    run it in a thread. Raises ``TimeoutError``.
-    """
-    from kafka import KafkaConsumer, TopicPartition
-
-    app_id = settings.service.app_id
-    wanted = {snapshot_key(app_id, p).encode(): p for p in partitions}
-    best: dict[int, list[tuple[tuple[int, int], int, bytes]]] = {p: [] for p in wanted.values()}
-    if not wanted:
-        return {}
-    topic = settings.kafka.topics.snapshots
-    consumer = KafkaConsumer(
-        client_id=f"{app_id}-snapshot-reader",
-        group_id=None,
-        enable_auto_commit=False,
-        max_partition_fetch_bytes=2 * SNAPSHOT_MAX_BYTES,
-        fetch_max_bytes=4 * SNAPSHOT_MAX_BYTES,
-        **client_options(settings),
-    )
-    try:
-        numbers = consumer.partitions_for_topic(topic) or set()
-        tps = [TopicPartition(topic, n) for n in sorted(numbers)]
-        if tps:
-            consumer.assign(tps)
-            consumer.seek_to_beginning(*tps)
-            end = consumer.end_offsets(tps)
-            deadline = time.monotonic() + timeout_s
-            remaining = {tp for tp in tps if consumer.position(tp) < end[tp]}
-            while remaining:
-                if time.monotonic() > deadline:
-                    raise TimeoutError(
-                        f"could not read {topic} to its end within {timeout_s:.0f} s "
-                        f"({len(remaining)} partitions left)"
-                    )
-                for records in consumer.poll(timeout_ms=200).values():
-                    for record in records:
-                        p = wanted.get(record.key)
-                        if p is None or record.value is None:  # another app, or a tombstone
-                            continue
-                        try:
-                            # Ranked by the VERIFIED header (an HMAC, nothing unpickled): forged
-                            # records claiming a huge watermark cannot crowd the valid ones out
-                            # of the bounded candidates.
-                            rank = _rank(
-                                verify(record.value, key) if key else read_header(record.value)
-                            )
-                        except SnapshotError:
-                            rank = (-2, -2)  # kept (if there is room) to be refused loudly
-                        heapq.heappush(best[p], (rank, record.offset, record.value))
-                        if len(best[p]) > keep:
-                            heapq.heappop(best[p])
-                remaining = {tp for tp in remaining if consumer.position(tp) < end[tp]}
-    finally:
-        consumer.close()
-    return {p: [(offset, blob) for _, offset, blob in items] for p, items in best.items()}
 
 
 # --------------------------------------------------------------------------- the worker

@@ -1,0 +1,164 @@
+"""Output records: JSON encoding, and a publisher that makes sure the broker takes them.
+
+:class:`Publisher` retries a failed hand-over or delivery with backoff for as long as it takes (a
+broker outage stalls the worker, it does not lose outputs); a record too large for the broker is
+reported and dropped alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+import orjson
+
+from stream.metrics import WorkerMetrics
+
+log = logging.getLogger("driftline.worker")
+
+JSON_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
+RETRY_BACKOFF_S = (0.2, 5.0)
+
+Headers = list[tuple[str, bytes]]
+#: ``send(topic, key, value, headers)``: hand a record to the producer, return its delivery future.
+SendFunction = Callable[[str, bytes | None, bytes, Headers | None], Awaitable[Awaitable[Any]]]
+#: ``send_batches(topic, [(key, value), ...])``: hand records over in batches (one per partition
+#: and size limit); return ``[(delivery future, the (key, value) pairs in that batch), ...]``.
+BatchSendFunction = Callable[
+    [str, list[tuple[bytes | None, bytes]]],
+    Awaitable[list[tuple[Awaitable[Any], list[tuple[bytes | None, bytes]]]]],
+]
+
+
+def _default(value: Any) -> Any:
+    item = getattr(value, "item", None)  # numpy scalars that OPT_SERIALIZE_NUMPY does not cover
+    if callable(item):
+        return item()
+    raise TypeError(f"cannot encode {type(value).__name__} as JSON")
+
+
+def encode(record: Mapping[str, Any]) -> bytes:
+    """An output record as JSON (non-string keys such as ``True`` in ``proba`` become text)."""
+    return orjson.dumps(record, option=JSON_OPTIONS, default=_default)
+
+
+class OutputTooLarge(Exception):
+    """The broker or producer will never accept this record: retrying cannot help."""
+
+
+class Publisher:
+    """Sends output records and makes sure they arrive.
+
+    :meth:`send` and :meth:`send_many` return once the producer has the records; :meth:`flush`
+    once every record sent so far is acknowledged. A failed hand-over or delivery is retried with
+    backoff, for as long as it takes (a broker outage stalls the worker rather than losing or
+    reordering the snapshot guarantee); a record that is too large is reported and dropped.
+
+    :meth:`send_many` hands records over a batch at a time (``send_batches``): a few µs per record
+    instead of ~20 for the producer's ``send``, which made publishing a quarter of the worker's
+    time. A batch that fails is sent again record by record, so that a record too large for the
+    broker is dropped alone.
+    """
+
+    def __init__(
+        self,
+        send: SendFunction,
+        metrics: WorkerMetrics,
+        is_too_large: Callable[[BaseException], bool],
+        send_batches: BatchSendFunction | None = None,
+    ) -> None:
+        self._send = send
+        self._send_batches = send_batches
+        self._metrics = metrics
+        self._is_too_large = is_too_large
+        # (delivery future, topic, [(key, value, headers), ...] in the request behind it)
+        self._inflight: deque[tuple[Any, str, list[tuple[bytes | None, bytes, Headers | None]]]]
+        self._inflight = deque()
+
+    async def send(
+        self, topic: str, key: bytes | None, value: bytes, headers: Headers | None = None
+    ) -> None:
+        """Hand one record over; raises :class:`OutputTooLarge` if the producer refuses it."""
+        await self._hand_over(topic, key, value, headers)
+        await self._reap(block=False)
+
+    async def send_many(self, topic: str, records: list[tuple[bytes | None, bytes]]) -> None:
+        """Hand records of one topic over (no headers); one too large is logged and dropped."""
+        if self._send_batches is None or len(records) < 2:
+            for key, value in records:
+                await self._send_or_drop(topic, key, value, None)
+        else:
+            try:
+                batches = await self._send_batches(topic, records)
+            except Exception as exc:
+                # Handing over failed (no metadata: broker gone?); records of batches already
+                # handed over are sent twice. Record by record, with retries, instead.
+                log.warning("cannot send a batch to %s (%r); sending record by record", topic, exc)
+                for key, value in records:
+                    await self._send_or_drop(topic, key, value, None)
+            else:
+                for future, batch in batches:
+                    self._inflight.append((future, topic, [(k, v, None) for k, v in batch]))
+        await self._reap(block=False)
+
+    async def flush(self) -> None:
+        await self._reap(block=True)
+
+    async def _send_or_drop(
+        self, topic: str, key: bytes | None, value: bytes, headers: Headers | None
+    ) -> None:
+        try:
+            await self._hand_over(topic, key, value, headers)
+        except OutputTooLarge as exc:
+            log.error("an output record was dropped: %s", exc)
+
+    async def _hand_over(
+        self, topic: str, key: bytes | None, value: bytes, headers: Headers | None
+    ) -> None:
+        delay = RETRY_BACKOFF_S[0]
+        while True:
+            try:
+                future = await self._send(topic, key, value, headers)
+            except Exception as exc:
+                if self._is_too_large(exc):
+                    raise OutputTooLarge(f"{topic}: {len(value)} bytes: {exc}") from exc
+                self._metrics.send_retries.labels(topic).inc()
+                log.warning("cannot send to %s (%r); retrying in %.1f s", topic, exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RETRY_BACKOFF_S[1])
+                continue
+            self._inflight.append((future, topic, [(key, value, headers)]))
+            return
+
+    async def _reap(self, *, block: bool) -> None:
+        inflight = self._inflight
+        while inflight:
+            future, topic, records = inflight[0]
+            if not future.done():
+                if not block:
+                    return
+                await asyncio.wait([future])
+            inflight.popleft()
+            error = None if future.cancelled() else future.exception()
+            if error is None and not future.cancelled():
+                continue
+            if error is not None and self._is_too_large(error) and len(records) == 1:
+                size = len(records[0][1])
+                log.error("dropped a %d-byte record for %s: %r", size, topic, error)
+                continue
+            self._metrics.send_retries.labels(topic).inc(len(records))
+            log.warning(
+                "delivery of %d record(s) to %s failed (%r); sending again",
+                len(records),
+                topic,
+                error,
+            )
+            await asyncio.sleep(RETRY_BACKOFF_S[0])
+            if len(records) == 1:
+                await self._hand_over(topic, *records[0])
+            else:  # one by one: a record too large for the broker is then dropped alone
+                for key, value, headers in records:
+                    await self._send_or_drop(topic, key, value, headers)
