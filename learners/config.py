@@ -247,10 +247,17 @@ class SnapshotConfig:
     every_events: int = 10_000
     every_seconds: float = 0.0
     key_file: str = ""
+    #: Live service: snapshot records rotate over this many keys per partition, so that the
+    #: compacted topic keeps this many snapshots (a bad newest record cannot erase the state).
+    history: int = 4
+    #: Live service: a snapshot is published in records (chunks) of at most this many bytes.
+    chunk_bytes: int = 1_000_000
 
     def __post_init__(self) -> None:
         _check(self.every_events >= 0, "snapshot.every_events", "must be >= 0 (0 = off)")
         _check(self.every_seconds >= 0, "snapshot.every_seconds", "must be >= 0 (0 = off)")
+        _check(1 <= self.history <= 64, "snapshot.history", "must be between 1 and 64")
+        _check(self.chunk_bytes >= 1024, "snapshot.chunk_bytes", "must be >= 1024")
 
 
 METRICS = {"classification": ("accuracy", "f1", "macro_f1"), "regression": ("mae", "rmse", "r2")}

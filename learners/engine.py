@@ -521,6 +521,10 @@ class Engine(AlertActions):
             "learned": self.counters["learned"],
             "watermark": self.watermark,
             "label_watermark": self.label_watermark,
+            # Strictly increasing along a lineage (a restored engine continues it): recovery
+            # restores the highest and refuses one below what its group restored or published.
+            "sequence": self.counters["snapshots"],
+            "history": self.config.snapshot.history,
             "metric_name": getattr(self, "metric_name", None),
             "metric": None if metric is None or math.isnan(metric) else metric,
             "river_version": river.__version__,

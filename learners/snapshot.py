@@ -8,7 +8,7 @@ The MAC covers everything after itself, so the readable header (lineage, counter
 as tamper-proof as the model. :func:`read_header` shows the header *without* verifying, for
 listings; :func:`load_snapshot` verifies before it decompresses or unpickles anything.
 
->>> key = b"k" * 32
+>>> key = bytes(range(32))
 >>> blob = sign_snapshot({"w": [1, 2]}, {"version": 3}, key)
 >>> load_snapshot(blob, key)
 ({'version': 3}, {'w': [1, 2]})
@@ -35,7 +35,15 @@ MAGIC = b"DLSNAP1\n"
 _MAC_LEN = 32
 KEY_ENV = "DRIFTLINE_SNAPSHOT_KEY"
 KEY_FILE_ENV = "DRIFTLINE_SNAPSHOT_KEY_FILE"
-MIN_KEY_BYTES = 16
+MIN_KEY_BYTES = 32
+#: A key of fewer distinct bytes is refused (a hex key of 64 random digits has all 16, nearly
+#: always; below 12 is one chance in ~10^9).
+MIN_DISTINCT_BYTES = 12
+#: How to make a key, in every refusal.
+MAKE_KEY = (
+    "make one with `driftline snapshots keygen` or "
+    '`python -c "import secrets; print(secrets.token_hex(32))"`'
+)
 
 
 class SnapshotError(Exception):
@@ -44,12 +52,16 @@ class SnapshotError(Exception):
 
 def load_key(key_file: str = "", environ: dict[str, str] | None = None) -> bytes | None:
     """The signing key: ``$DRIFTLINE_SNAPSHOT_KEY``, else the file named by
-    ``$DRIFTLINE_SNAPSHOT_KEY_FILE`` or ``key_file``; ``None`` when none is configured."""
+    ``$DRIFTLINE_SNAPSHOT_KEY_FILE`` or ``key_file``; ``None`` when none is configured.
+
+    Leading and trailing whitespace is stripped from both (a trailing newline is not key
+    material), then :func:`check_key` refuses a key without real entropy.
+    """
     env = os.environ if environ is None else environ
     raw: bytes | None = None
     source = ""
     if env.get(KEY_ENV):
-        raw, source = env[KEY_ENV].encode(), f"${KEY_ENV}"
+        raw, source = env[KEY_ENV].strip().encode(), f"${KEY_ENV}"
     else:
         path = env.get(KEY_FILE_ENV) or key_file
         if path:
@@ -60,9 +72,43 @@ def load_key(key_file: str = "", environ: dict[str, str] | None = None) -> bytes
             source = path
     if raw is None:
         return None
-    if len(raw) < MIN_KEY_BYTES:
-        raise SnapshotError(f"the snapshot key from {source} is shorter than {MIN_KEY_BYTES} bytes")
+    check_key(raw, source)
     return raw
+
+
+def check_key(raw: bytes, source: str = "the key") -> None:
+    """Refuse a key that is short or obviously low-entropy: fewer than :data:`MIN_KEY_BYTES`
+    bytes, fewer than :data:`MIN_DISTINCT_BYTES` distinct bytes, or one pattern repeated.
+
+    >>> check_key(bytes(range(16)) * 2, "$K")
+    Traceback (most recent call last):
+    ...
+    learners.snapshot.SnapshotError: the snapshot key from $K repeats a 16-byte pattern: not a random key; make one with `driftline snapshots keygen` or `python -c "import secrets; print(secrets.token_hex(32))"`
+    """
+    if len(raw) < MIN_KEY_BYTES:
+        raise SnapshotError(
+            f"the snapshot key from {source} is {len(raw)} bytes, shorter than {MIN_KEY_BYTES} "
+            f"(after stripping whitespace); {MAKE_KEY}"
+        )
+    distinct = len(set(raw))
+    if distinct < MIN_DISTINCT_BYTES:
+        raise SnapshotError(
+            f"the snapshot key from {source} has only {distinct} distinct bytes: not a random "
+            f"key; {MAKE_KEY}"
+        )
+    for period in range(1, len(raw) // 2 + 1):
+        if len(raw) % period == 0 and raw == raw[:period] * (len(raw) // period):
+            raise SnapshotError(
+                f"the snapshot key from {source} repeats a {period}-byte pattern: not a random "
+                f"key; {MAKE_KEY}"
+            )
+
+
+def new_key() -> str:
+    """A fresh key: 32 random bytes as 64 hex digits (what ``driftline snapshots keygen`` prints)."""
+    import secrets
+
+    return secrets.token_hex(32)
 
 
 def _mac(key: bytes, signed: bytes) -> bytes:

@@ -411,8 +411,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if key is None:
         raise UsageError(
             f"no snapshot key: set ${KEY_ENV} (or ${KEY_FILE_ENV}, or snapshot.key_file) to a "
-            "secret of at least 16 bytes; the worker signs its snapshots with it and refuses to "
-            "load any that do not verify"
+            "secret of 32 random bytes or more (`driftline snapshots keygen` makes one); the "
+            "worker signs its snapshots with it and refuses to load any that do not verify"
         )
     if args.warm_start:
         settings = dataclasses.replace(

@@ -181,13 +181,25 @@ class WorkerMetrics:
         )
         self.snapshots_refused = Counter(
             "driftline_snapshots_refused",
-            "Snapshots on the topic that did not verify (tampered or another key) and were not loaded",
+            "Snapshot records refused and not loaded (signature, incomplete or mismatching "
+            "chunks, copied or re-published, below the floor), each one counted",
             ["partition"],
+            registry=reg,
+        )
+        self.partitions_held = Counter(
+            "driftline_partitions_held",
+            "Partitions held on assignment: snapshots exist but none may be restored",
+            ["partition"],
+            registry=reg,
+        )
+        self.held = Gauge(
+            "driftline_held_partitions",
+            "Partitions this worker holds (not processed until a key or a reset resolves them)",
             registry=reg,
         )
         self.snapshots_failed = Counter(
             "driftline_snapshots_failed",
-            "Snapshots that could not be published (too large for the topic)",
+            "Snapshots that could not be published (a chunk refused by the topic)",
             ["partition"],
             registry=reg,
         )

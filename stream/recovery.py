@@ -1,85 +1,161 @@
-"""Recovery: read a partition's snapshot records and restore the newest one that verifies.
+"""Recovery: read a partition's snapshots and decide what it resumes from.
 
-A snapshot whose signature does not verify is refused (logged and counted by the caller through
-``refuse``), never unpickled.
+The rule (the worker's, and ``driftline snapshots list``'s mark): of the complete snapshots that
+verify, the highest ``(sequence, watermark, label watermark)``, provided it is not below the
+partition's floor (:mod:`stream.snapshot_floor`). Every record that is not loaded for a reason
+(does not verify, incomplete, copied, re-published, below the floor) is a refusal: logged and
+counted by the caller. When snapshots or a floor exist but nothing may be restored, the partition
+is *held*: never restarted from scratch silently.
 """
 
 from __future__ import annotations
 
-import heapq
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
 from learners.engine import Engine
-from learners.snapshot import SnapshotError, read_header, verify
+from learners.snapshot import SnapshotError
 from stream.settings import Settings
+from stream.snapshot_floor import Floor, FloorError, FloorStore
+from stream.snapshot_records import Assembler, Refusal, SnapshotSet, rank, snapshot_key
 from stream.topics import SNAPSHOT_MAX_BYTES, client_options
+
+__all__ = ["choose", "rank", "read_snapshots", "restore_newest", "snapshot_key"]
 
 #: Reading model-snapshots to its end on assignment must finish within this.
 SNAPSHOT_READ_TIMEOUT_S = 60.0
-#: Snapshots per partition considered on recovery (by rank): more only if the newest are forged.
+#: Verified snapshots per partition held while reading (by rank).
 SNAPSHOT_CANDIDATES = 8
 
 
-def snapshot_key(app_id: str, partition: int) -> str:
-    """The ``model-snapshots`` key of a partition's model: compaction keeps the newest."""
-    return f"{app_id}:{partition}"
+@dataclass
+class PartitionSnapshots:
+    """What the snapshot topic and the floor say about one partition."""
+
+    sets: list[SnapshotSet] = field(default_factory=list)  # complete, highest rank first
+    refusals: list[Refusal] = field(default_factory=list)
+    floor: Floor | FloorError | None = None
 
 
-def _rank(header: Mapping[str, Any]) -> tuple[int, int]:
-    try:
-        return int(header["watermark"]), int(header["label_watermark"])
-    except (KeyError, TypeError, ValueError):
-        return -2, -2  # a header we cannot even rank: tried last (and it will not verify)
+@dataclass
+class Choice:
+    """The decision for one partition: restore ``engine``, start afresh, or hold."""
+
+    engine: Engine | None = None
+    restored: SnapshotSet | None = None
+    fresh: bool = False
+    held: str = ""  # why, when held
+    refusals: list[Refusal] = field(default_factory=list)
+
+
+def choose(
+    sets: list[SnapshotSet], floor: Floor | None
+) -> tuple[SnapshotSet | None, list[SnapshotSet]]:
+    """The set to restore by rank (verified, not below ``floor``), and the verified sets refused
+    for being below the floor while ranking above any restorable one (a rollback).
+
+    >>> def s(seq):
+    ...     return SnapshotSet("k", 0, 0, str(seq), b"", seq, 0, 0, 1,
+    ...                        {"sequence": seq, "watermark": seq, "label_watermark": -1}, True)
+    >>> best, low = choose([s(3), s(5), s(4)], Floor(4))
+    >>> best.sequence, [x.sequence for x in low]
+    (5, [])
+    >>> best, low = choose([s(3), s(2)], Floor(4))
+    >>> best, [x.sequence for x in low]
+    (None, [3])
+    """
+    verified = sorted((s for s in sets if s.verifies), key=lambda s: s.rank, reverse=True)
+    minimum = 0 if floor is None else floor.sequence
+    for s in verified:
+        if s.sequence >= minimum:
+            return s, []
+    # Below a reset floor: abandoned on purpose, not refused.
+    return None, [] if floor is None or floor.reset else verified[:1]
 
 
 def restore_newest(
-    records: Iterable[tuple[int, bytes]],
+    snapshots: PartitionSnapshots,
     key: bytes,
     config: Settings,
     partition: int,
     *,
-    newer_than: tuple[int, int] | None = None,
-    refuse: Callable[[int, str], None],
-) -> tuple[Engine, int] | None:
-    """The engine of the newest snapshot in ``records`` (``(offset, blob)``) that verifies.
-
-    "Newest" is the highest (watermark, label watermark), then the highest offset. Candidates are
-    ranked by their unverified header and verified in that order; each one that fails is passed
-    to ``refuse(offset, reason)`` and skipped. With ``newer_than``, only snapshots ranked above it
-    are considered (the caller holds that state already). Returns ``(engine, offset)`` or None.
+    in_memory: tuple[int, int, int] | None = None,
+    refuse: Callable[[Refusal], None],
+) -> Choice:
+    """Decide for ``partition`` (``in_memory``: the rank of an engine this worker holds already;
+    a snapshot must rank above it to replace it). Refusals go to ``refuse`` as they are found.
 
     >>> from stream.settings import load_settings
-    >>> settings, key = load_settings(environ={}), b"k" * 32
+    >>> from stream.snapshot_records import Assembler, chunk_records
+    >>> settings, key = load_settings(environ={}), bytes(range(32))
     >>> ours = Engine(settings, partition=0, snapshot_key=key, owner="driftline")
     >>> ours.process(b'{"id": 1, "x": {"a": 1.0}, "y": true}', offset=0)
-    >>> theirs = Engine(settings, partition=0, snapshot_key=b"not our key, but long enough")
+    >>> theirs = Engine(settings, partition=0, snapshot_key=bytes(range(1, 33)), owner="driftline")
     >>> theirs.process(b'{"id": 9, "x": {"a": 2.0}, "y": true}', offset=99)
-    >>> records = [(0, ours.snapshot()["blob"]), (1, theirs.snapshot()["blob"])]
-    >>> engine, offset = restore_newest(
-    ...     records, key, settings, 0, refuse=lambda at, why: print("refused", at, why)
-    ... )
-    refused 1 refused: the signature does not verify (tampered, or signed with another key)
-    >>> offset, engine.watermark
-    (0, 0)
+    >>> theirs.counters["snapshots"] = 4
+    >>> reader = Assembler("driftline", [0], key)
+    >>> for offset, engine in enumerate([ours, theirs]):
+    ...     for k, value, headers in chunk_records("driftline", 0, offset + 1, 4,
+    ...                                            engine.checkpoint()["blob"], 10_000):
+    ...         reader.add(k, offset, value, headers)
+    >>> found = PartitionSnapshots(reader.finish()[0], reader.refusals)
+    >>> choice = restore_newest(found, key, settings, 0, refuse=lambda r: print(r.reason))
+    refused: the signature does not verify (tampered, or signed with another key)
+    >>> choice.engine.watermark, choice.restored.sequence
+    (0, 1)
     """
-    ranked = []
-    for offset, blob in records:
+    owner = config.service.app_id
+    for refusal in snapshots.refusals:
+        refuse(refusal)
+    floor = snapshots.floor
+    if isinstance(floor, FloorError):
+        return Choice(
+            held=f"{floor}: its sequence cannot be trusted (another key, or tampered)",
+            refusals=list(snapshots.refusals),
+        )
+    refused = list(snapshots.refusals)
+    sets = list(snapshots.sets)
+    while True:
+        best, below = choose(sets, floor)
+        for s in below:
+            refusal = Refusal(
+                partition,
+                s.key,
+                s.offset,
+                f"refused: sequence {s.sequence} is older than sequence "
+                f"{floor.sequence if floor else '?'} that this group already restored or "
+                "published (a rollback, or the newer snapshots were deleted)",
+            )
+            refused.append(refusal)
+            refuse(refusal)
+        if best is None:
+            break
+        if in_memory is not None and best.rank <= in_memory:
+            return Choice(refusals=refused)  # the engine in memory is at least as new
         try:
-            ranked.append((_rank(read_header(blob)), offset, blob))
+            engine = Engine.restore(best.blob, key, config, partition=partition, owner=owner)
         except SnapshotError as exc:
-            refuse(offset, str(exc))
-    ranked.sort(key=lambda item: (item[0], item[1]), reverse=True)
-    for rank, offset, blob in ranked:
-        if newer_than is not None and rank <= newer_than:
-            return None
-        try:
-            owner = config.service.app_id
-            return Engine.restore(blob, key, config, partition=partition, owner=owner), offset
-        except SnapshotError as exc:
-            refuse(offset, str(exc))
-    return None
+            refusal = Refusal(partition, best.key, best.offset, str(exc))
+            refused.append(refusal)
+            refuse(refusal)
+            sets = [s for s in sets if s is not best]
+            continue
+        return Choice(engine=engine, restored=best, refusals=refused)
+    if in_memory is not None and (floor is None or in_memory[0] >= floor.sequence):
+        return Choice(refusals=refused)
+    if floor is not None and not floor.reset:
+        return Choice(
+            held=f"no snapshot at or above sequence {floor.sequence} (the newest this group "
+            "restored or published) verifies",
+            refusals=refused,
+        )
+    if refused and (floor is None or not floor.reset):
+        return Choice(
+            held=f"none of its {len(refused)} snapshot record(s) verifies", refusals=refused
+        )
+    return Choice(fresh=True, refusals=refused)
 
 
 def read_snapshots(
@@ -88,28 +164,29 @@ def read_snapshots(
     key: bytes | None = None,
     timeout_s: float = SNAPSHOT_READ_TIMEOUT_S,
     keep: int = SNAPSHOT_CANDIDATES,
-) -> dict[int, list[tuple[int, bytes]]]:
-    """The newest snapshot records of this app's ``partitions``: ``{p: [(offset, blob), ...]}``.
+) -> dict[int, PartitionSnapshots]:
+    """What the snapshot topic and the floor group say about this app's ``partitions``.
 
-    Reads ``model-snapshots`` from its beginning to the end offsets seen at the start and keeps,
-    per partition, the ``keep`` highest-ranked records by their (unverified) header, so memory
-    stays bounded however many snapshots compaction has not removed yet. Blocking (kafka-python):
-    run it in a thread. Raises ``TimeoutError``.
+    Reads ``model-snapshots`` from its beginning to the end offsets seen at the start, keeping
+    per partition the ``keep`` highest-ranked verified snapshots (memory stays bounded however
+    many compaction has not removed yet), every refusal, and the committed floor. Blocking
+    (kafka-python): run it in a thread. Raises ``TimeoutError``.
     """
     from kafka import KafkaConsumer, TopicPartition
 
-    app_id = settings.service.app_id
-    wanted = {snapshot_key(app_id, p).encode(): p for p in partitions}
-    best: dict[int, list[tuple[tuple[int, int], int, bytes]]] = {p: [] for p in wanted.values()}
+    wanted = set(partitions)
     if not wanted:
         return {}
+    app_id = settings.service.app_id
     topic = settings.kafka.topics.snapshots
+    reader = Assembler(app_id, wanted, key, keep=keep)
+    chunk = settings.snapshot.chunk_bytes
     consumer = KafkaConsumer(
         client_id=f"{app_id}-snapshot-reader",
         group_id=None,
         enable_auto_commit=False,
-        max_partition_fetch_bytes=2 * SNAPSHOT_MAX_BYTES,
-        fetch_max_bytes=4 * SNAPSHOT_MAX_BYTES,
+        max_partition_fetch_bytes=max(2 * SNAPSHOT_MAX_BYTES, 4 * chunk),
+        fetch_max_bytes=max(4 * SNAPSHOT_MAX_BYTES, 8 * chunk),
         **client_options(settings),
     )
     try:
@@ -127,24 +204,40 @@ def read_snapshots(
                         f"could not read {topic} to its end within {timeout_s:.0f} s "
                         f"({len(remaining)} partitions left)"
                     )
-                for records in consumer.poll(timeout_ms=200).values():
+                for tp, records in consumer.poll(timeout_ms=200).items():
                     for record in records:
-                        p = wanted.get(record.key)
-                        if p is None or record.value is None:  # another app, or a tombstone
-                            continue
-                        try:
-                            # Ranked by the VERIFIED header (an HMAC, nothing unpickled): forged
-                            # records claiming a huge watermark cannot crowd the valid ones out
-                            # of the bounded candidates.
-                            rank = _rank(
-                                verify(record.value, key) if key else read_header(record.value)
+                        if record.offset < end[tp]:
+                            reader.add(
+                                record.key,
+                                record.offset,
+                                record.value,
+                                record.headers,
+                                record.partition,
+                                record.timestamp,
                             )
-                        except SnapshotError:
-                            rank = (-2, -2)  # kept (if there is room) to be refused loudly
-                        heapq.heappush(best[p], (rank, record.offset, record.value))
-                        if len(best[p]) > keep:
-                            heapq.heappop(best[p])
                 remaining = {tp for tp in remaining if consumer.position(tp) < end[tp]}
     finally:
         consumer.close()
-    return {p: [(offset, blob) for _, offset, blob in items] for p, items in best.items()}
+    found = reader.finish()
+    out = {p: PartitionSnapshots(found.get(p, [])) for p in wanted}
+    for refusal in reader.refusals:
+        out[refusal.partition].refusals.append(refusal)
+    if key is not None:
+        store = FloorStore(settings, key)
+        try:
+            for p, floor in store.read(wanted).items():
+                out[p].floor = floor
+        finally:
+            store.close()
+    return out
+
+
+def as_snapshots(records: Any, partition: int, key: bytes | None) -> PartitionSnapshots:
+    """``PartitionSnapshots`` as they are, or from ``[(offset, blob), ...]`` of ``partition``
+    (single-record snapshots, as tests pass them)."""
+    if isinstance(records, PartitionSnapshots):
+        return records
+    reader = Assembler(None, None, key)
+    for offset, blob in records:
+        reader.add(f"-:{partition}", offset, blob)
+    return PartitionSnapshots(reader.finish().get(partition, []), reader.refusals)

@@ -28,15 +28,13 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from learners.engine import Engine
 from stream.metrics import WorkerMetrics
 from stream.publisher import OutputTooLarge, Publisher, encode
-from stream.recovery import restore_newest, snapshot_key
 from stream.settings import Settings
-from stream.topics import SNAPSHOT_MAX_BYTES
+from stream.snapshot_keeper import SnapshotKeeper
 
 log = logging.getLogger("driftline.worker")
 
@@ -93,6 +91,8 @@ class Worker:
         self._ready = asyncio.Event()
         self._ready.set()
         self._observers: dict[str, Callable[[float], None]] = {}
+        # Restore or hold, chunked publishing, the snapshot floor (stream.snapshot_keeper).
+        self.keeper = SnapshotKeeper(self)
 
     async def _until_ready(self, records: Sequence[Record]) -> None:
         # Records fetched before the seek to the watermark are safe to process once the engine
@@ -285,49 +285,8 @@ class Worker:
         self._dirty.discard(p)
 
     async def _publish_snapshot(self, p: int, snap: Mapping[str, Any], reason: str) -> None:
-        header = snap["header"]
-        blob: bytes = snap["blob"]
-        started = time.perf_counter()
-        # Every output of the events this snapshot covers must be on the broker before it: on
-        # recovery nothing at or below its watermark is processed (or predicted) again.
-        await self.publisher.flush()
-        headers = [
-            ("driftline-partition", str(p).encode()),
-            ("driftline-watermark", str(header["watermark"]).encode()),
-            ("driftline-model-version", str(header["model_version"]).encode()),
-        ]
-        try:
-            await self.publisher.send(
-                self.topics.snapshots, snapshot_key(self.app_id, p).encode(), blob, headers
-            )
-            await self.publisher.flush()
-        except OutputTooLarge:
-            self.metrics.snapshots_failed.labels(str(p)).inc()
-            log.error(
-                "partition %d: the snapshot is %d bytes, more than %s accepts (%d): not published; "
-                "recovery falls back to the previous one (use a smaller model, or raise the "
-                "topic's max.message.bytes)",
-                p,
-                len(blob),
-                self.topics.snapshots,
-                SNAPSHOT_MAX_BYTES,
-            )
-            return
-        self._published[p] = (header["watermark"], header["label_watermark"])
-        self.metrics.snapshot_seconds.labels("publish").observe(time.perf_counter() - started)
-        self.metrics.snapshot_bytes.labels(str(p)).set(len(blob))
-        self.metrics.snapshots.labels(reason).inc()
-        log.info(
-            "partition %d: snapshot published (%s): watermark %d, label watermark %d, "
-            "model version %s, learned %d, %d bytes",
-            p,
-            reason,
-            header["watermark"],
-            header["label_watermark"],
-            header["model_version"],
-            header["learned"],
-            len(blob),
-        )
+        # In chunks under rotating keys, then the floor: stream.snapshot_keeper.
+        await self.keeper.publish(p, snap, reason)
 
     async def _final_snapshot(self, p: int, engine: Engine, reason: str) -> None:
         if p in self._dirty:
@@ -376,7 +335,7 @@ class Worker:
         self._ready.set()
 
     async def on_assigned(
-        self, partitions: Iterable[int], snapshots: Mapping[int, list[tuple[int, bytes]]]
+        self, partitions: Iterable[int], snapshots: Mapping[int, Any]
     ) -> dict[int, tuple[int, int]]:
         """Take over ``partitions``; return where to resume: ``{p: (events, labels offset)}``."""
         async with self._lock:
@@ -391,80 +350,22 @@ class Worker:
             resume = {}
             for p in sorted(partitions):
                 engine = self._recover(p, held.get(p), snapshots.get(p, []))
+                if engine is None:  # held: no engine, nothing committed
+                    continue
                 self.engines[p] = engine
                 self._labels[p] = deque()
                 resume[p] = (engine.watermark + 1, engine.label_watermark + 1)
             for p in set(self._published) - set(self.engines):
                 del self._published[p]
             self.metrics.assigned.set(len(self.engines))
+            await self.keeper.after_recovery(set(partitions))  # hold alerts, floors
             return resume
 
-    def _recover(self, p: int, held: Engine | None, records: list[tuple[int, bytes]]) -> Engine:
-        key = snapshot_key(self.app_id, p)
-
-        def refuse(offset: int, reason: str) -> None:
-            self.metrics.snapshots_refused.labels(str(p)).inc()
-            log.error(
-                "partition %d: REFUSED the snapshot at %s offset %d (key %s): %s; not loaded",
-                p,
-                self.topics.snapshots,
-                offset,
-                key,
-                reason,
-            )
-
-        held_rank = None if held is None else (held.watermark, held.label_watermark)
-        restored = restore_newest(
-            records, self.key, self.settings, p, newer_than=held_rank, refuse=refuse
-        )
-        if restored is not None:
-            engine, offset = restored
-            self.metrics.recoveries.labels("snapshot").inc()
-            self._published[p] = (engine.watermark, engine.label_watermark)
-            log.info(
-                "partition %d: restored the snapshot at %s offset %d: watermark %d, label "
-                "watermark %d, learned %d; resuming at offset %d",
-                p,
-                self.topics.snapshots,
-                offset,
-                engine.watermark,
-                engine.label_watermark,
-                engine.counters["learned"],
-                engine.watermark + 1,
-            )
-            return engine
-        if held is not None:
-            self.metrics.recoveries.labels("memory").inc()
-            log.info("partition %d: kept in memory (watermark %d)", p, held.watermark)
-            return held
-        self._published.pop(p, None)
-        owner = self.settings.service.app_id
-        warm = self.settings.service.warm_start
-        if warm:
-            # Verified at start (driftline serve); read again here, as a partition may be
-            # assigned long after.
-            engine = Engine.warm_start(
-                Path(warm).read_bytes(), self.key, self.settings, partition=p, owner=owner
-            )
-            self.metrics.recoveries.labels("warm").inc()
-            log.info(
-                "partition %d: no snapshot under key %s: warm start from %s (model version %d), "
-                "from the beginning of %s",
-                p,
-                key,
-                warm,
-                engine.header()["model_version"],
-                self.topics.events,
-            )
-            return engine
-        self.metrics.recoveries.labels("fresh").inc()
-        log.warning(
-            "partition %d: no valid snapshot under key %s: a fresh model from the beginning of %s",
-            p,
-            key,
-            self.topics.events,
-        )
-        return Engine(self.settings, partition=p, snapshot_key=self.key, owner=owner)
+    def _recover(self, p: int, held: Engine | None, records: Any) -> Engine | None:
+        """The engine ``p`` resumes with: the newest snapshot that verifies and is not below the
+        floor, the engine in memory, or a fresh one; ``None`` when the partition is held
+        (snapshots exist but none may be restored: see stream.snapshot_keeper)."""
+        return self.keeper.recover(p, held, records)
 
     async def shutdown(self) -> None:
         """Final snapshots of every owned partition (clean shutdown), then flush."""

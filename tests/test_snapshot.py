@@ -161,19 +161,23 @@ def test_signed_but_unreadable_body_is_refused_cleanly() -> None:
 # --------------------------------------------------------------------------- keys
 
 
+ENV_KEY = "3f9c2a61d0b84e7fa15c6e92b7d4083c5a1e9f27c64b0d8e3a7f5c2196e4b0d7"
+FILE_KEY = "c81e4f7a92d35b06e1f8a4c7d2903b6e5f1a8c4d7e2b9063f5a1c8e4d7b2096a"
+
+
 def test_key_comes_from_the_environment_first(tmp_path: Path) -> None:
     key_file = tmp_path / "key"
-    key_file.write_bytes(b"from-the-file-0123456789\n")
-    env = {KEY_ENV: "from-the-environment-1234", KEY_FILE_ENV: str(key_file)}
-    assert load_key(str(key_file), environ=env) == b"from-the-environment-1234"
+    key_file.write_bytes(FILE_KEY.encode() + b"\n")
+    env = {KEY_ENV: ENV_KEY, KEY_FILE_ENV: str(key_file)}
+    assert load_key(str(key_file), environ=env) == ENV_KEY.encode()
 
 
 def test_key_file_from_the_environment_or_the_setting(tmp_path: Path) -> None:
     key_file = tmp_path / "key"
-    key_file.write_bytes(b"  from-the-file-0123456789\n")
-    assert load_key(environ={KEY_FILE_ENV: str(key_file)}) == b"from-the-file-0123456789"
-    assert load_key(str(key_file), environ={}) == b"from-the-file-0123456789"
-    assert load_key(str(key_file), environ={KEY_ENV: ""}) == b"from-the-file-0123456789"
+    key_file.write_bytes(b"  " + FILE_KEY.encode() + b"\n")
+    assert load_key(environ={KEY_FILE_ENV: str(key_file)}) == FILE_KEY.encode()
+    assert load_key(str(key_file), environ={}) == FILE_KEY.encode()
+    assert load_key(str(key_file), environ={KEY_ENV: ""}) == FILE_KEY.encode()
 
 
 def test_no_key_configured_is_none() -> None:
@@ -181,11 +185,11 @@ def test_no_key_configured_is_none() -> None:
 
 
 def test_short_key_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(SnapshotError, match=r"from \$DRIFTLINE_SNAPSHOT_KEY is shorter than 16"):
+    with pytest.raises(SnapshotError, match=r"from \$DRIFTLINE_SNAPSHOT_KEY is 5 bytes, shorter than 32"):
         load_key(environ={KEY_ENV: "short"})
     key_file = tmp_path / "key"
     key_file.write_bytes(b"tiny\n")
-    with pytest.raises(SnapshotError, match=f"from {key_file} is shorter than 16"):
+    with pytest.raises(SnapshotError, match=f"from {key_file} is 4 bytes, shorter than 32"):
         load_key(str(key_file), environ={})
 
 
