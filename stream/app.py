@@ -197,6 +197,7 @@ def build_app(settings: Settings, snapshot_key: bytes) -> tuple[faust.App, Worke
     """The Faust app with its record handlers, rebalance hooks, timer and ``/health`` page."""
     from faust.types import TP
 
+    from learners.events import TOMBSTONE
     from stream.metrics import WorkerMetrics
     from stream.publisher import Publisher
     from stream.recovery import read_snapshots
@@ -289,10 +290,14 @@ def build_app(settings: Settings, snapshot_key: bytes) -> tuple[faust.App, Worke
     )
 
     def records(consumed: list[Any]) -> list[Record]:
-        # aiokafka records: timestamps in ms (0 and None: none), values None for tombstones.
+        # aiokafka records: timestamps in ms (0 and None: none), values None for tombstones: the
+        # engine dead-letters TOMBSTONE as `tombstone` (an empty value stays `not_json`).
         return [
             Record(
-                r.partition, r.offset, r.timestamp or None, r.value if r.value is not None else b""
+                r.partition,
+                r.offset,
+                r.timestamp or None,
+                r.value if r.value is not None else TOMBSTONE,
             )
             for r in consumed
         ]

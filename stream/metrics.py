@@ -1,11 +1,12 @@
 """Prometheus metrics of the live worker, served on ``service.metrics_port`` at ``/metrics``.
 
 The engine already counts everything per partition (events by outcome, predictions by source,
-learned, dead letters by reason, alerts by detector and signal, the running metric, the model
+learned, rejected records by reason, alerts by detector and signal, the running metric, the model
 version), and those counters travel inside its snapshots. :class:`EngineCollector` reads them at
 scrape time, so the hot path pays nothing and a partition's counters carry on across restarts and
 rebalances. What only the worker sees (latency, snapshot size and duration, consumer lag, refused
-snapshots, send retries) is recorded in ordinary metrics here.
+snapshots, send retries, dead letters the broker acknowledged, dropped outputs) is recorded in
+ordinary metrics here.
 """
 
 from __future__ import annotations
@@ -55,8 +56,11 @@ class EngineCollector(Collector):
             "Late labels whose prediction was no longer waiting",
             labels=["partition"],
         )
+        # (driftline_dead_letters_total counts the dead letters the broker acknowledged.)
         dead = CounterMetricFamily(
-            "driftline_dead_letters", "Rejected records, by reason", labels=["partition", "reason"]
+            "driftline_rejected",
+            "Records the engine rejected, by reason (each becomes a dead letter)",
+            labels=["partition", "reason"],
         )
         alerts = CounterMetricFamily(
             "driftline_alerts",
@@ -218,6 +222,18 @@ class WorkerMetrics:
         self.labels_waiting = Gauge(
             "driftline_labels_waiting",
             "Late labels held until their event has been processed",
+            registry=reg,
+        )
+        self.dead_letters = Counter(
+            "driftline_dead_letters",
+            "Dead letters on the dead-letter topic (acknowledged by the broker), by reason",
+            ["partition", "reason"],
+            registry=reg,
+        )
+        self.outputs_dropped = Counter(
+            "driftline_outputs_dropped",
+            "Output records the broker refused as too large and that were dropped",
+            ["topic"],
             registry=reg,
         )
         self.send_retries = Counter(

@@ -2,7 +2,8 @@
 
 :class:`Publisher` retries a failed hand-over or delivery with backoff for as long as it takes (a
 broker outage stalls the worker, it does not lose outputs); a record too large for the broker is
-reported and dropped alone.
+reported, counted (``driftline_outputs_dropped_total``) and dropped alone. A record may come with
+an acknowledgement callback, called once the broker has it (dead letters are counted that way).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -23,6 +24,10 @@ JSON_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
 RETRY_BACKOFF_S = (0.2, 5.0)
 
 Headers = list[tuple[str, bytes]]
+#: Called (no arguments) once the broker has acknowledged the record it came with.
+Ack = Callable[[], Any]
+#: A record in flight: key, value, headers, acknowledgement callback.
+Out = tuple[bytes | None, bytes, Headers | None, Ack | None]
 #: ``send(topic, key, value, headers)``: hand a record to the producer, return its delivery future.
 SendFunction = Callable[[str, bytes | None, bytes, Headers | None], Awaitable[Awaitable[Any]]]
 #: ``send_batches(topic, [(key, value), ...])``: hand records over in batches (one per partition
@@ -74,22 +79,35 @@ class Publisher:
         self._send_batches = send_batches
         self._metrics = metrics
         self._is_too_large = is_too_large
-        # (delivery future, topic, [(key, value, headers), ...] in the request behind it)
-        self._inflight: deque[tuple[Any, str, list[tuple[bytes | None, bytes, Headers | None]]]]
-        self._inflight = deque()
+        # (delivery future, topic, [(key, value, headers, ack), ...] in the request behind it)
+        self._inflight: deque[tuple[Any, str, list[Out]]] = deque()
 
     async def send(
-        self, topic: str, key: bytes | None, value: bytes, headers: Headers | None = None
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes,
+        headers: Headers | None = None,
+        ack: Ack | None = None,
     ) -> None:
         """Hand one record over; raises :class:`OutputTooLarge` if the producer refuses it."""
-        await self._hand_over(topic, key, value, headers)
+        await self._hand_over(topic, (key, value, headers, ack))
         await self._reap(block=False)
 
-    async def send_many(self, topic: str, records: list[tuple[bytes | None, bytes]]) -> None:
-        """Hand records of one topic over (no headers); one too large is logged and dropped."""
+    async def send_many(
+        self,
+        topic: str,
+        records: list[tuple[bytes | None, bytes]],
+        acks: Sequence[Ack | None] | None = None,
+    ) -> None:
+        """Hand records of one topic over (no headers); one too large is logged and dropped.
+
+        ``acks[i]``, when given, is called once the broker has acknowledged ``records[i]`` (never
+        for a record that was dropped)."""
+        ack_of: list[Ack | None] = list(acks) if acks is not None else [None] * len(records)
         if self._send_batches is None or len(records) < 2:
-            for key, value in records:
-                await self._send_or_drop(topic, key, value, None)
+            for (key, value), ack in zip(records, ack_of, strict=True):
+                await self._send_or_drop(topic, (key, value, None, ack))
         else:
             try:
                 batches = await self._send_batches(topic, records)
@@ -97,27 +115,33 @@ class Publisher:
                 # Handing over failed (no metadata: broker gone?); records of batches already
                 # handed over are sent twice. Record by record, with retries, instead.
                 log.warning("cannot send a batch to %s (%r); sending record by record", topic, exc)
-                for key, value in records:
-                    await self._send_or_drop(topic, key, value, None)
+                for (key, value), ack in zip(records, ack_of, strict=True):
+                    await self._send_or_drop(topic, (key, value, None, ack))
             else:
+                # Batches come back grouped by partition: find each record's callback again.
+                by_value: dict[int, list[Ack]] = {}
+                if acks is not None:
+                    for (_, value), ack in zip(records, ack_of, strict=True):
+                        if ack is not None:
+                            by_value.setdefault(id(value), []).append(ack)
                 for future, batch in batches:
-                    self._inflight.append((future, topic, [(k, v, None) for k, v in batch]))
+                    self._inflight.append(
+                        (future, topic, [(k, v, None, _take(by_value, v)) for k, v in batch])
+                    )
         await self._reap(block=False)
 
     async def flush(self) -> None:
         await self._reap(block=True)
 
-    async def _send_or_drop(
-        self, topic: str, key: bytes | None, value: bytes, headers: Headers | None
-    ) -> None:
+    async def _send_or_drop(self, topic: str, record: Out) -> None:
         try:
-            await self._hand_over(topic, key, value, headers)
+            await self._hand_over(topic, record)
         except OutputTooLarge as exc:
+            self._metrics.outputs_dropped.labels(topic).inc()
             log.error("an output record was dropped: %s", exc)
 
-    async def _hand_over(
-        self, topic: str, key: bytes | None, value: bytes, headers: Headers | None
-    ) -> None:
+    async def _hand_over(self, topic: str, record: Out) -> None:
+        key, value, headers, _ = record
         delay = RETRY_BACKOFF_S[0]
         while True:
             try:
@@ -130,7 +154,7 @@ class Publisher:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, RETRY_BACKOFF_S[1])
                 continue
-            self._inflight.append((future, topic, [(key, value, headers)]))
+            self._inflight.append((future, topic, [record]))
             return
 
     async def _reap(self, *, block: bool) -> None:
@@ -144,9 +168,13 @@ class Publisher:
             inflight.popleft()
             error = None if future.cancelled() else future.exception()
             if error is None and not future.cancelled():
+                for record in records:
+                    if record[3] is not None:
+                        record[3]()
                 continue
             if error is not None and self._is_too_large(error) and len(records) == 1:
                 size = len(records[0][1])
+                self._metrics.outputs_dropped.labels(topic).inc()
                 log.error("dropped a %d-byte record for %s: %r", size, topic, error)
                 continue
             self._metrics.send_retries.labels(topic).inc(len(records))
@@ -158,7 +186,12 @@ class Publisher:
             )
             await asyncio.sleep(RETRY_BACKOFF_S[0])
             if len(records) == 1:
-                await self._hand_over(topic, *records[0])
+                await self._hand_over(topic, records[0])
             else:  # one by one: a record too large for the broker is then dropped alone
-                for key, value, headers in records:
-                    await self._send_or_drop(topic, key, value, headers)
+                for record in records:
+                    await self._send_or_drop(topic, record)
+
+
+def _take(by_value: dict[int, list[Ack]], value: bytes) -> Ack | None:
+    waiting = by_value.get(id(value))
+    return waiting.pop(0) if waiting else None

@@ -275,8 +275,13 @@ class Worker:
             if out.alerts:
                 await send_many(topics.alerts, [(partition_key, encode(r)) for r in out.alerts])
             if out.dead_letters:
+                # Counted once the broker has them (driftline_dead_letters_total); each one is
+                # bounded in size (learners.events.dead_letter), so none is too large to publish.
+                counter = self.metrics.dead_letters
                 await send_many(
-                    topics.dead_letter, [(partition_key, encode(r)) for r in out.dead_letters]
+                    topics.dead_letter,
+                    [(partition_key, encode(r)) for r in out.dead_letters],
+                    [counter.labels(str(p), r["reason"]).inc for r in out.dead_letters],
                 )
         except OutputTooLarge as exc:  # (a record sent again after a failed delivery)
             log.error("partition %d: an output record was dropped: %s", p, exc)

@@ -12,6 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from learners.events import (
+    MAX_TS_MS,
+    MIN_TS_MS,
     InvalidRecord,
     dead_letter,
     decode_event,
@@ -289,7 +291,7 @@ VALID_EVENTS = st.fixed_dictionaries(
     {"id": IDS, "x": st.dictionaries(st.text(max_size=6), FEATURE_VALUES, max_size=6)},
     optional={
         "key": IDS,
-        "ts": st.integers(min_value=0, max_value=2**53),
+        "ts": st.integers(min_value=MIN_TS_MS, max_value=MAX_TS_MS),
         "y": LABELS,
     },
 )
@@ -311,7 +313,13 @@ def test_valid_event_passes_and_round_trips(event: dict[str, Any]) -> None:
 
 
 @settings(max_examples=200, deadline=None, derandomize=True, database=None)
-@given(st.datetimes(min_value=datetime(1971, 1, 1), timezones=st.just(UTC)))
+@given(
+    st.datetimes(
+        min_value=datetime(1971, 1, 1),
+        max_value=datetime(2199, 12, 31, 23, 59, 59),
+        timezones=st.just(UTC),
+    )
+)
 def test_iso_timestamp_matches_its_epoch_milliseconds(moment: datetime) -> None:
     expected = int(moment.timestamp() * 1000)
     assert parse_timestamp(moment.isoformat()) == expected
