@@ -24,7 +24,6 @@ def process_batch(
     offsets: list[int] | None = None,
     now_ms: float | None = None,
 ) -> None:
-    from learners.engine import encode_features
     from learners.slot import loss
 
     if offsets is None:
@@ -56,7 +55,8 @@ def process_batch(
         engine._after_events()
         return
 
-    xs = [encode_features(event["x"]) for event, _, _ in events]
+    encode, counters = engine.encoder.encode, engine.counters
+    xs = [encode(event["x"], counters) for event, _, _ in events]
     # Missing features are absent in per-event mode; a frame needs a value: the raw value 0.
     frame = pd.DataFrame.from_records(xs).fillna(0.0)
     model_predictions: list[Any] = [None] * len(xs)

@@ -211,13 +211,20 @@ class FallbackConfig:
 
 @dataclass(frozen=True)
 class GuardConfig:
-    """Outlier / poisoning guard: flagged events are predicted but never learned from."""
+    """Outlier / poisoning guard: flagged events are predicted but never learned from.
+
+    A value more than ``z_threshold`` standard deviations from the mean of the values accepted
+    so far (and outside their range) flags its event. A run of ``rebase_after`` flagged events
+    (nearly in a row) is a new regime, learned from then on: the only evidence the guard takes
+    that a run of outliers is real and not a burst of poison, so it is far longer than a burst
+    by default.
+    """
 
     section: typing.ClassVar[str] = "guard"
     enabled: bool = True
-    z_threshold: float = 8.0
+    z_threshold: float = 6.0
     warmup: int = 200
-    rebase_after: int = 200
+    rebase_after: int = 10_000
     check_labels: bool = True
 
     def __post_init__(self) -> None:
@@ -274,6 +281,12 @@ class EngineConfig:
     rolling_window: int = 500
     max_event_bytes: int = 1_000_000
     max_abs_value: float = 1e15
+    #: Distinct values admitted per string feature (one-hot inputs); later new values share the
+    #: feature's overflow input ``name=__other__`` (counted: string_overflow).
+    max_string_values: int = 1000
+    #: Distinct model inputs in all (feature names, admitted string values, overflow buckets);
+    #: past it a new string value overflows and a new feature name is left out (features_dropped).
+    max_inputs: int = 10_000
 
     def __post_init__(self) -> None:
         _check(self.batch_size >= 1, "engine.batch_size", f"must be >= 1, got {self.batch_size}")
@@ -293,6 +306,8 @@ class EngineConfig:
         _check(self.rolling_window >= 0, "engine.rolling_window", "must be >= 0")
         _check(self.max_event_bytes >= 1, "engine.max_event_bytes", "must be >= 1")
         _check(self.max_abs_value > 0, "engine.max_abs_value", "must be > 0")
+        _check(self.max_string_values >= 1, "engine.max_string_values", "must be >= 1")
+        _check(self.max_inputs >= 1, "engine.max_inputs", "must be >= 1")
 
 
 # --------------------------------------------------------------------------- generic loader

@@ -30,6 +30,7 @@ from river import metrics, utils
 from detectors import FeatureMonitors, IncidentTracker, PredictionMonitors, SignalMonitor
 from learners.alerting import AlertActions
 from learners.config import LearningConfig
+from learners.encoding import FeatureEncoder
 from learners.events import (
     InvalidRecord,
     Unparsed,
@@ -76,6 +77,8 @@ COUNTERS = (
     "promotions",
     "snapshots",
     "keys_evicted",
+    "string_overflow",
+    "features_dropped",
 )
 
 
@@ -96,6 +99,9 @@ class Outputs:
 
 def encode_features(x: dict[str, Any]) -> dict[str, Any]:
     """Model input: strings one-hot (``"color=red": 1``), booleans 0/1, numbers as they are.
+
+    Stateless and unbounded, for a model outside the engine; the engine encodes with its
+    :class:`~learners.encoding.FeatureEncoder`, which caps the inputs an event stream can create.
 
     >>> encode_features({"n": 2.0, "color": "red", "on": True})
     {'n': 2.0, 'color=red': 1, 'on': 1}
@@ -153,7 +159,11 @@ class Engine(AlertActions):
         self._snapshot_at_ms = 0.0
         self.pending = PendingLabels(config.labels.ttl_seconds * 1000, config.labels.max_pending)
         guard = config.guard
-        self.guard = OutlierGuard(guard.z_threshold, guard.warmup, guard.rebase_after)
+        self.guard = OutlierGuard(
+            guard.z_threshold, guard.warmup, guard.rebase_after, cfg.max_inputs
+        )
+        #: Model inputs from features, bounded (engine.max_string_values, engine.max_inputs).
+        self.encoder = FeatureEncoder(cfg.max_string_values, cfg.max_inputs)
         # A jump in the rate of flagged events: at least 0.5 standard deviations of the reference
         # rate (a rate of 0.1% going past about 7%), within the error detector's budget.
         self.guard_monitor = SignalMonitor(
@@ -334,7 +344,7 @@ class Engine(AlertActions):
         # The per-event hot path: disabled stages are skipped before any call is made.
         x = event["x"]
         y = event["y"]
-        xm = encode_features(x)
+        xm = self.encoder.encode(x, self.counters)
         flagged = self.config.guard.enabled and self._guard(x, y, index)
         slot = self._slot(event["key"])
         prediction, proba, source, model_prediction = self._predict(slot, xm)
@@ -588,6 +598,7 @@ class Engine(AlertActions):
         "slots",
         "guard",
         "guard_monitor",
+        "encoder",
         "features",
         "prediction_monitor",
     )

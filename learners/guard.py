@@ -1,12 +1,26 @@
 """``OutlierGuard``: inputs that look like outliers or poison are predicted but not learned from.
 
-Per numeric feature (and the label, for regression) it keeps a running mean and variance of the
-values it *accepted*: a flagged value never moves the statistics, so a burst of poison cannot widen
-the bounds that would catch it. After ``warmup`` accepted events, a value more than ``z_threshold``
-standard deviations from its mean flags the event. A feature with no spread yet (new, or constant so
-far) is not judged: it learns its scale first. More than ``rebase_after`` flagged events in a row are
-a new regime (data drift, a flag that switched on), not a burst of poison: the guard learns the
-offending inputs' scale afresh rather than refusing them forever.
+Per numeric feature (and the label, for regression) it keeps a running mean and variance, and the
+range, of the values it *accepted*: a flagged value never moves them, so a burst of poison cannot
+widen the bounds that would catch it. After ``warmup`` accepted events, a value more than
+``z_threshold`` standard deviations from its mean, and outside the range of values accepted so
+far, flags the event. A feature with no spread yet (new, or constant so far) is not judged: it
+learns its scale first; a value like one already accepted (a 0/1 flag that switches on) is not an
+outlier.
+
+**A new regime is accepted only after a duration a person configured**: a run of ``rebase_after``
+flagged events (default 10,000, far longer than a burst; the run survives accepted events up to
+``RUN_TOLERANCE`` of it, as a shifted regime's values near the bound are accepted now and then,
+and the statistics do not move while it goes on). Then the guard learns the offending inputs'
+scale afresh and accepts the events (a sensor recalibrated to other units, a feature whose
+meaning changed). Anything shorter, or interleaved with ordinary events, is a burst: it is
+predicted, counted and alerted on (the ``guard`` signal), never learned, and the events after it
+are judged by the statistics from before it, so ordinary events are learned again at once. Labels are *not* taken as evidence
+that a burst is a real regime: labels that agree with the current model say nothing about the
+damage extreme inputs do to a model's scaling (a 1e6 with the label the model expected still
+moves a StandardScaler's mean and variance by orders of magnitude), and a consistent poison
+agrees with itself. A real change that the model should follow sooner is a drift for the data
+and error monitors, or a shorter ``rebase_after``.
 
 >>> guard = OutlierGuard(z_threshold=6.0, warmup=100)
 >>> for i in range(200):
@@ -26,21 +40,48 @@ from detectors.effect import Reference
 
 MIN_COUNT = 30
 RELATIVE_STD_FLOOR = 1e-3
+#: A run of flagged events survives accepted events up to this share of it (plus RUN_SLACK).
+RUN_TOLERANCE = 0.1
+RUN_SLACK = 1
 
 
 class _Running(Reference):
-    __slots__ = ()
+    """Welford moments plus the range (``lo``, ``hi``) of the values accepted."""
+
+    __slots__ = ("hi", "lo")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lo = math.inf
+        self.hi = -math.inf
+
+    def __setstate__(self, state: Any) -> None:
+        # A snapshot taken before the range was kept: no range (every value judged by z).
+        self.lo, self.hi = math.inf, -math.inf
+        slots = state[1] if isinstance(state, tuple) else state
+        for name, value in (slots or {}).items():
+            setattr(self, name, value)
 
     def reset(self) -> None:
         self.n = 0
         self.mean = 0.0
         self.m2 = 0.0
+        self.lo = math.inf
+        self.hi = -math.inf
+
+    def add(self, value: float) -> None:
+        super().add(value)
+        if value < self.lo:
+            self.lo = value
+        if value > self.hi:
+            self.hi = value
 
     def z(self, value: float) -> float:
         """Distance from the mean in standard deviations; 0 while there is too little to judge
-        by (fewer than MIN_COUNT values, or no spread yet). The deviation has a floor relative to
-        the mean, so one small step of an input that was constant is not an outlier."""
-        if self.n < MIN_COUNT or self.m2 == 0.0:
+        by (fewer than MIN_COUNT values, or no spread yet) and for a value within the range
+        already accepted. The deviation has a floor relative to the mean, so one small step of
+        an input that was constant is not an outlier."""
+        if self.n < MIN_COUNT or self.m2 == 0.0 or self.lo <= value <= self.hi:
             return 0.0
         std = math.sqrt(self.m2 / (self.n - 1))
         floor = RELATIVE_STD_FLOOR * max(1.0, abs(self.mean))
@@ -48,17 +89,33 @@ class _Running(Reference):
 
 
 class OutlierGuard:
-    """Flag inputs far outside what was accepted so far; ``check`` returns a reason or ``None``."""
+    """Flag inputs far outside what was accepted so far; ``check`` returns a reason or ``None``.
+
+    At most ``max_features`` numeric features are tracked (first come): an event stream with
+    ever-new feature names must not grow the guard without end; later names are not judged.
+    """
+
+    #: Defaults for a guard restored from a snapshot taken before these existed.
+    max_features = 10_000
+    rebases = 0
+    run_accepted = 0
 
     def __init__(
-        self, z_threshold: float = 8.0, warmup: int = 200, rebase_after: int = 200
+        self,
+        z_threshold: float = 6.0,
+        warmup: int = 200,
+        rebase_after: int = 10_000,
+        max_features: int = 10_000,
     ) -> None:
         self.z_threshold = z_threshold
         self.warmup = warmup
         self.rebase_after = rebase_after
+        self.max_features = max_features
         self.accepted = 0
         self.flagged = 0
-        self.flag_run = 0  # events flagged in a row
+        self.flag_run = 0  # events flagged in the current run (see check)
+        self.run_accepted = 0  # events accepted during the current run
+        self.rebases = 0  # new regimes accepted
         self.stats: dict[str, _Running] = {}
         self.label_stats = _Running()
 
@@ -78,7 +135,7 @@ class OutlierGuard:
         return found
 
     def check(self, x: dict[str, Any], y: float | None = None) -> str | None:
-        """Check an event: the reason it is flagged, or ``None`` (accepted: statistics updated)."""
+        """Check an event: the reason it is flagged, or ``None`` (accepted)."""
         numeric = [(name, v) for name, v in x.items() if type(v) is float or type(v) is int]
         if self.accepted >= self.warmup and (found := self._outliers(numeric, y, True)):
             self.flag_run += 1
@@ -86,16 +143,30 @@ class OutlierGuard:
                 self.flagged += 1
                 what, z, _ = found[0]
                 return f"{what} is {z:.1f} standard deviations from its mean"
-            # Flagged event after event: a new regime (a shifted sensor, a flag that switched
-            # on), not a burst of poison. Learn those inputs' scale afresh, accept this event.
+            # Flagged (almost) event after event for as long as a person said a burst can last:
+            # a new regime (a recalibrated sensor, a feature whose meaning changed), not a burst
+            # of poison. Learn those inputs' scale afresh, accept this event.
+            self.rebases += 1
             for _, _, offending in self._outliers(numeric, y, False):
                 offending.reset()
-        self.flag_run = 0
+            self.flag_run = self.run_accepted = 0
+        elif self.flag_run:
+            # A run of flags goes on through the odd accepted event (a shifted regime's values
+            # near the threshold) and ends when accepted events are more than RUN_TOLERANCE of
+            # it (an interleaved burst is not a regime). While it goes on, the statistics stay
+            # as they were: accepted values near the bound must not creep it outwards.
+            self.run_accepted += 1
+            self.accepted += 1
+            if self.run_accepted > RUN_TOLERANCE * self.flag_run + RUN_SLACK:
+                self.flag_run = self.run_accepted = 0
+            return None
         self.accepted += 1
         stats_by_name = self.stats
         for name, value in numeric:
             running = stats_by_name.get(name)
             if running is None:
+                if len(stats_by_name) >= self.max_features:
+                    continue
                 running = stats_by_name[name] = _Running()
             running.add(value)
         if y is not None:

@@ -51,6 +51,16 @@ class EngineCollector(Collector):
             "Labelled events the outlier guard kept from learning",
             labels=["partition"],
         )
+        overflow = CounterMetricFamily(
+            "driftline_string_overflow",
+            "String feature values past engine.max_string_values, encoded as name=__other__",
+            labels=["partition"],
+        )
+        dropped = CounterMetricFamily(
+            "driftline_features_dropped",
+            "Features left out of the model input: new names past engine.max_inputs",
+            labels=["partition"],
+        )
         late = CounterMetricFamily(
             "driftline_labels_too_late",
             "Late labels whose prediction was no longer waiting",
@@ -110,6 +120,8 @@ class EngineCollector(Collector):
             predictions.add_metric([p, "fallback"], counters.get("predicted_by_fallback", 0))
             learned.add_metric([p], counters.get("learned", 0))
             guarded.add_metric([p], counters.get("guarded", 0))
+            overflow.add_metric([p], counters.get("string_overflow", 0))
+            dropped.add_metric([p], counters.get("features_dropped", 0))
             late.add_metric([p], counters.get("labels_too_late", 0))
             for reason, count in dict(engine.dead_letter_reasons).items():
                 dead.add_metric([p, reason], count)
@@ -136,7 +148,7 @@ class EngineCollector(Collector):
                     model_labels.add_metric(labels, model["labels"])
                     if model["metric"] is not None:
                         model_metric.add_metric([*labels, task_metric], model["metric"])
-        yield from (events, predictions, learned, guarded, late, dead, alerts)
+        yield from (events, predictions, learned, guarded, overflow, dropped, late, dead, alerts)
         yield from (metric, version, watermark, pending, incidents, promotions)
         yield from (model_metric, model_labels)
 
