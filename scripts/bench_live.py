@@ -32,6 +32,7 @@ import argparse
 import asyncio
 import itertools
 import os
+import secrets
 import shlex
 import signal
 import socket
@@ -53,7 +54,7 @@ sys.path.insert(0, str(REPO_DIR))
 
 import orjson  # noqa: E402
 
-SNAPSHOT_KEY = "bench-live-snapshot-key-0123456789"
+SNAPSHOT_KEY = secrets.token_hex(32)  # a fresh key per run (32 random bytes)
 DATASET = "sea-abrupt"
 START_TIMEOUT_S = 90.0
 STOP_TIMEOUT_S = 30.0

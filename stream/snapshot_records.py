@@ -110,7 +110,7 @@ def rank(header: Mapping[str, Any] | None) -> tuple[int, int, int]:
         return (
             int(header.get("sequence") or 0),
             int(header["watermark"]),
-            int(header["label_watermark"]),
+            int(header.get("label_watermark", -1)),
         )
     except (KeyError, TypeError, ValueError):
         return -2, -2, -2  # a header we cannot even rank
@@ -347,21 +347,30 @@ class Assembler:
         if before is None or sequence >= before[0]:
             self._seq_on_key[snap.key] = (sequence, snap.offset)
 
+    def _superseded(self, piece: _Piece, missing: list[int]) -> bool:
+        # Left over after compaction: the keys of its missing chunks now hold a newer snapshot
+        # that verifies (one with fewer chunks reused the slot). Not a refusal.
+        parsed = parse_snapshot_key(piece.key)
+        if parsed is None:
+            return False
+        app_id, p, slot, _ = parsed
+        if slot is None:
+            return False
+        for i in missing:
+            latest = self._latest.get(snapshot_key(app_id, p, slot, i))
+            if latest is not None and latest[0] > piece.offset and latest[1] in self._verified_ids:
+                return True
+        return False
+
     def finish(self) -> dict[int, list[SnapshotSet]]:
         """Complete sets per partition, highest rank first; incomplete ones become refusals,
         unless a newer verified set has since reused their keys (left over after compaction)."""
         for (p, _sid), pend in sorted(self._pending.items(), key=lambda it: it[1].first_offset):
-            superseded = any(
-                (latest := self._latest.get(pc.key)) is not None
-                and latest[0] > pc.offset
-                and latest[1] in self._verified_ids
-                for pc in pend.pieces.values()
-            )
             first = pend.pieces[min(pend.pieces)]
-            if superseded:
+            missing = sorted(set(range(pend.count)) - set(pend.pieces))
+            if self._superseded(first, missing):
                 log.debug("%s: left-over chunks of a replaced snapshot", first.key)
                 continue
-            missing = sorted(set(range(pend.count)) - set(pend.pieces))
             shown = ", ".join(map(str, missing[:5])) + (", ..." if len(missing) > 5 else "")
             self._refuse(
                 p,

@@ -1,20 +1,22 @@
-"""``driftline snapshots list|show|verify``: the signed model snapshots on the topic, or in a file.
+"""``driftline snapshots list|show|verify|reset|keygen``: the signed model snapshots on the topic,
+or in a file.
 
-On the topic a snapshot's key is ``<app id>:<partition>`` and its value the signed blob of
-:func:`learners.snapshot.sign_snapshot`. The topic is compacted: the newest record of a key is
-what a worker restores; older ones linger until the log cleaner runs (``list --all`` shows them).
+On the topic a partition's snapshots rotate over ``snapshot.history`` keys
+(``<app id>:<partition>:s<slot>``, chunks of a large one under ``...:c<i>``:
+:mod:`stream.snapshot_records`); the worker restores the complete one that verifies with the
+highest (sequence, watermark) not below the partition's floor, and ``list`` marks it ``*``.
 
-* ``list``: one line per key (newest): partition, model version, events, learned, watermark,
-  created, size, and whether it verifies under the configured key.
-* ``show``: the header (lineage, counters, watermark) of the newest snapshot of each key, as one
-  JSON object keyed by snapshot key; ``--partition P`` picks one partition.
-* ``verify``: verify every snapshot on the topic; exit status 1 if one does not.
+* ``list``: one line per key (its newest snapshot; ``--all``: every one still on the topic):
+  partition, sequence, model version, events, learned, watermark, created, size, chunks, whether
+  it verifies under the configured key, and ``*`` on the one the worker would restore.
+* ``show``: the headers of those snapshots, as one JSON object keyed by snapshot key;
+  ``--partition P`` picks one partition.
+* ``verify``: verify every snapshot on the topic; exit status 1 if one does not (or is refused).
+* ``reset --partition P --yes``: start partition P afresh on purpose (a held partition): deletes
+  its snapshot records (tombstones) and commits a reset floor above every sequence seen, so
+  its new snapshots continue above the old ones.
+* ``keygen``: print a new random key (32 bytes, hex) for ``$DRIFTLINE_SNAPSHOT_KEY``.
 * ``show FILE`` / ``verify FILE`` (or ``--file PATH``): the same for a snapshot file.
-
->>> split_key("driftline:3")
-('driftline', 3)
->>> split_key("odd")
-('odd', None)
 """
 
 from __future__ import annotations
@@ -37,39 +39,40 @@ from stream.kafka_clients import (
     settings_from_args,
     wrap,
 )
-
-
-def split_key(key: str) -> tuple[str, int | None]:
-    """``"<app id>:<partition>"`` to ``(app id, partition)``; partition ``None`` if not a number."""
-    app_id, sep, part = key.rpartition(":")
-    if sep and part.isdigit():
-        return app_id, int(part)
-    return key, None
+from stream.snapshot_records import Assembler, SnapshotSet, parse_snapshot_key
 
 
 @dataclass
 class SnapshotRecord:
-    """One snapshot record of the topic, its header read and its signature checked."""
+    """One snapshot on the topic (one record, or its reassembled chunks), checked."""
 
-    key: str
-    topic_partition: int
-    offset: int
-    timestamp_ms: int
-    size: int
-    header: dict[str, Any] | None
-    #: True / False; None when no key is configured.
-    verifies: bool | None
-    problem: str = ""
+    snap: SnapshotSet
+    app_id: str
+    restore: bool = False  # the one the worker would restore for its partition
 
     @property
-    def partition(self) -> int | None:
-        if self.header and isinstance(self.header.get("partition"), int):
-            return int(self.header["partition"])
-        return split_key(self.key)[1]
+    def key(self) -> str:
+        return self.snap.key
 
     @property
-    def app_id(self) -> str:
-        return split_key(self.key)[0]
+    def partition(self) -> int:
+        return self.snap.partition
+
+    @property
+    def header(self) -> dict[str, Any] | None:
+        return self.snap.header
+
+    @property
+    def offset(self) -> int:
+        return self.snap.offset
+
+    @property
+    def verifies(self) -> bool | None:
+        return self.snap.verifies
+
+    @property
+    def problem(self) -> str:
+        return self.snap.problem
 
     def verdict(self) -> str:
         if self.verifies is None:
@@ -80,55 +83,59 @@ class SnapshotRecord:
         return {
             "key": self.key,
             "partition": self.partition,
-            "topic_partition": self.topic_partition,
+            "sequence": self.snap.sequence if self.header else None,
+            "topic_partition": self.snap.topic_partition,
             "offset": self.offset,
-            "timestamp_ms": self.timestamp_ms,
-            "bytes": self.size,
+            "timestamp_ms": self.snap.timestamp_ms,
+            "bytes": len(self.snap.blob),
+            "chunks": self.snap.chunks,
             "verifies": self.verifies,
+            "restore": self.restore,
             "problem": self.problem or None,
             # model_params may hold a secret (a model's API key): shown redacted, as settings are.
             "header": _redacted(self.header),
         }
 
 
-def inspect_blob(blob: bytes, key: bytes | None) -> tuple[dict[str, Any] | None, bool | None, str]:
-    """``(header or None, verifies, problem)``: the header is read even when it does not verify
-    (for the listing), and ``verifies`` is ``None`` when there is no key to check with."""
-    try:
-        header: dict[str, Any] | None = read_header(blob)
-    except SnapshotError as exc:
-        return None, False, str(exc)
-    if key is None:
-        return header, None, ""
-    try:
-        verify(blob, key)
-    except SnapshotError as exc:
-        return header, False, str(exc)
-    return header, True, ""
+def load_records(
+    settings: Any, key: bytes | None, timeout_s: float
+) -> tuple[list[SnapshotRecord], list[Any]]:
+    """Every snapshot still on the topic, in (key, offset) order, each marked when it is the one
+    the worker would restore (the same rule: :func:`stream.recovery.choose`, with the floor of
+    this app's partitions when there is a key); and the refusals (records that form none)."""
+    from stream.recovery import choose
+    from stream.snapshot_floor import Floor, FloorStore
 
-
-def load_records(settings: Any, key: bytes | None, timeout_s: float) -> list[SnapshotRecord]:
-    """Every snapshot still on the topic (tombstones left out), in (key, offset) order."""
-    out = []
+    reader = Assembler(None, None, key)
     for record in read_topic(settings, settings.kafka.topics.snapshots, timeout_s=timeout_s):
-        if record.value is None:
-            continue  # a tombstone: the snapshot of that key was deleted
-        name = record.key.decode("utf-8", errors="replace") if record.key else ""
-        header, verifies, problem = inspect_blob(record.value, key)
-        out.append(
-            SnapshotRecord(
-                key=name,
-                topic_partition=record.partition,
-                offset=record.offset,
-                timestamp_ms=record.timestamp,
-                size=len(record.value),
-                header=header,
-                verifies=verifies,
-                problem=problem,
-            )
+        reader.add(
+            record.key,
+            record.offset,
+            record.value,
+            record.headers,
+            record.partition,
+            record.timestamp,
         )
+    groups: dict[tuple[str, int], list[SnapshotSet]] = {}
+    for sets in reader.finish().values():
+        for snap in sets:
+            parsed = parse_snapshot_key(snap.key)
+            groups.setdefault((parsed[0] if parsed else "", snap.partition), []).append(snap)
+    app_id = settings.service.app_id
+    floors: dict[int, Any] = {}
+    if key is not None and any(app == app_id for app, _ in groups):
+        store = FloorStore(settings, key)
+        try:
+            floors = store.read([p for app, p in groups if app == app_id])
+        finally:
+            store.close()
+    out: list[SnapshotRecord] = []
+    for (app, p), group in groups.items():
+        floor = floors.get(p) if app == app_id else None
+        best, _ = choose(group, floor if isinstance(floor, Floor) else None)
+        out += [SnapshotRecord(s, app, restore=s is best) for s in group]
     out.sort(key=lambda r: (r.key, r.offset))
-    return out
+    return out, reader.refusals
 
 
 def newest_per_key(records: list[SnapshotRecord]) -> list[SnapshotRecord]:
@@ -136,12 +143,12 @@ def newest_per_key(records: list[SnapshotRecord]) -> list[SnapshotRecord]:
     for record in records:
         if record.key not in newest or record.offset > newest[record.key].offset:
             newest[record.key] = record
-    return sorted(newest.values(), key=lambda r: (r.app_id, r.partition or 0, r.key))
+    return sorted(newest.values(), key=lambda r: (r.app_id, r.partition, r.key))
 
 
 def _created(record: SnapshotRecord) -> str:
     created = (record.header or {}).get("created_at")
-    seconds = created if isinstance(created, int | float) else record.timestamp_ms / 1000
+    seconds = created if isinstance(created, int | float) else record.snap.timestamp_ms / 1000
     return datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
@@ -152,19 +159,26 @@ def _field(record: SnapshotRecord, name: str) -> str:
 
 def print_table(records: list[SnapshotRecord]) -> None:
     print(
-        f"{'key':<24} {'partition':>9} {'version':>7} {'events':>10} {'learned':>10} "
-        f"{'watermark':>10} {'created':<20} {'bytes':>9}  verifies"
+        f"{'key':<24} {'partition':>9} {'sequence':>8} {'version':>7} {'events':>10} "
+        f"{'learned':>10} {'watermark':>10} {'created':<20} {'bytes':>11} {'chunks':>6}  "
+        "verifies"
     )
     for r in records:
-        partition = "-" if r.partition is None else str(r.partition)
         line = (
-            f"{r.key:<24} {partition:>9} {_field(r, 'model_version'):>7} "
-            f"{_field(r, 'events'):>10} {_field(r, 'learned'):>10} "
-            f"{_field(r, 'watermark'):>10} {_created(r):<20} {r.size:>9,}  {r.verdict()}"
+            f"{r.key:<24} {r.partition:>9} {_field(r, 'sequence'):>8} "
+            f"{_field(r, 'model_version'):>7} {_field(r, 'events'):>10} "
+            f"{_field(r, 'learned'):>10} {_field(r, 'watermark'):>10} {_created(r):<20} "
+            f"{len(r.snap.blob):>11,} {r.snap.chunks:>6}  {r.verdict()}"
         )
+        if r.restore:
+            line += " *"
         if r.problem:
             line += f" ({r.problem})"
         print(line)
+    if any(r.restore for r in records):
+        print(
+            "* the snapshot the worker restores for its partition (highest sequence, then watermark)"
+        )
 
 
 # --------------------------------------------------------------------------- files
@@ -199,13 +213,24 @@ def cmd_snapshots(args: argparse.Namespace) -> int:
     from stream.cli import UsageError, _snapshot_key
     from stream.topics import TopicError
 
+    if args.action == "keygen":
+        from learners.snapshot import new_key
+
+        print(new_key())
+        return 0
     settings = settings_from_args(args)
+    if args.action == "reset":
+        from stream.snapshots_reset import reset
+
+        return reset(settings, args)
     if args.path and args.file:
         raise UsageError("name the snapshot file once: FILE or --file PATH")
     path = args.path or args.file
     if path:
-        if args.action == "list":
-            raise UsageError("list reads the snapshot topic; for a file use show or verify")
+        if args.action not in ("show", "verify"):
+            raise UsageError(
+                f"{args.action} reads the snapshot topic; for a file use show or verify"
+            )
         # Showing a header needs no key: a bad key setting must not get in its way.
         return _file_command(
             args, path, _snapshot_key(settings) if args.action == "verify" else None
@@ -214,17 +239,19 @@ def cmd_snapshots(args: argparse.Namespace) -> int:
 
     topic = settings.kafka.topics.snapshots
     try:
-        records = load_records(settings, key, args.timeout)
+        records, refusals = load_records(settings, key, args.timeout)
     except TopicError as exc:
         print(f"driftline snapshots: no snapshots: {exc}", file=sys.stderr)
         return 1 if args.action == "show" else 0
     if args.app_id is not None:
         records = [r for r in records if r.app_id == args.app_id]
+        refusals = [r for r in refusals if r.key.startswith(f"{args.app_id}:")]
     if args.partition is not None:
         records = [r for r in records if r.partition == args.partition]
+        refusals = [r for r in refusals if r.partition == args.partition]
 
     if args.action == "verify":
-        return _verify_all(records, key, topic)
+        return _verify_all(records, refusals, key, topic)
     newest = newest_per_key(records)
     if args.action == "show":
         if not newest:
@@ -246,7 +273,9 @@ def cmd_snapshots(args: argparse.Namespace) -> int:
     return 0
 
 
-def _verify_all(records: list[SnapshotRecord], key: bytes | None, topic: str) -> int:
+def _verify_all(
+    records: list[SnapshotRecord], refusals: list[Any], key: bytes | None, topic: str
+) -> int:
     if key is None:
         print(
             "driftline snapshots: cannot verify: no snapshot key configured "
@@ -254,7 +283,11 @@ def _verify_all(records: list[SnapshotRecord], key: bytes | None, topic: str) ->
             file=sys.stderr,
         )
         return 1
-    if not records:
+    # Records that form no snapshot (incomplete or mismatching chunks, unreadable headers); the
+    # refusals of complete ones are their rows.
+    listed = {(r.key, r.offset) for r in records}
+    others = [r for r in refusals if (r.key, r.offset) not in listed]
+    if not records and not others:
         print(f"no snapshots on {topic}: nothing to verify")
         return 0
     refused = [r for r in records if not r.verifies]
@@ -267,11 +300,13 @@ def _verify_all(records: list[SnapshotRecord], key: bytes | None, topic: str) ->
             )
         else:
             print(f"{where}: {r.problem}")
+    for o in others:
+        print(f"{o.key} (offset {o.offset}): {o.reason}")
     print(
         f"{len(records)} snapshots on {topic}: {len(records) - len(refused)} verify, "
-        f"{len(refused)} refused"
+        f"{len(refused) + len(others)} refused"
     )
-    return 1 if refused else 0
+    return 1 if refused or others else 0
 
 
 def register(
@@ -281,19 +316,23 @@ def register(
 
     p = sub.add_parser(
         "snapshots",
-        help="list, show or verify model snapshots (on the topic, or a file)",
+        help="list, show, verify or reset model snapshots (on the topic, or a file); keygen",
         description=wrap(
-            "On the snapshot topic: list (newest per key: partition, model version, "
-            "events, learned, watermark, created, verifies), show (headers as JSON), verify (every "
-            "snapshot; exit 1 if one does not verify). With FILE (or --file PATH): show the header "
+            "On the snapshot topic: list (newest per key: partition, sequence, model version, "
+            "events, learned, watermark, created, chunks, verifies; * marks the one the worker "
+            "restores), show (headers as JSON), verify (every snapshot; exit 1 if one does not "
+            "verify), reset --partition P --yes (start a held partition afresh on purpose). "
+            "keygen prints a new random key. With FILE (or --file PATH): show the header "
             "or verify the signature of a snapshot file. Keys: $DRIFTLINE_SNAPSHOT_KEY or "
             "$DRIFTLINE_SNAPSHOT_KEY_FILE."
         ),
         epilog="examples:\n  driftline snapshots list\n  driftline snapshots show --partition 0\n"
-        "  driftline snapshots verify\n  driftline snapshots verify out/model.snapshot",
+        "  driftline snapshots verify\n  driftline snapshots verify out/model.snapshot\n"
+        "  driftline snapshots reset --partition 0 --yes\n"
+        "  export DRIFTLINE_SNAPSHOT_KEY=$(driftline snapshots keygen)",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("action", choices=["list", "show", "verify"])
+    p.add_argument("action", choices=["list", "show", "verify", "reset", "keygen"])
     p.add_argument("path", nargs="?", metavar="FILE", help="a snapshot file instead of the topic")
     p.add_argument("--file", metavar="PATH", help="a snapshot file instead of the topic")
     p.add_argument("--partition", type=int, metavar="P", help="only the snapshots of partition P")
@@ -304,6 +343,9 @@ def register(
         help="list: every snapshot still on the topic, not only the newest per key",
     )
     p.add_argument("--json", action="store_true", help="list: print JSON")
+    p.add_argument(
+        "--yes", action="store_true", help="reset: do it (without: only say what it would do)"
+    )
     p.add_argument(
         "--timeout",
         type=positive_float,

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from learners.snapshot import load_key
+from learners.snapshot import new_key
 from stream.cli import build_parser, main
 from stream.settings import load_settings
 
@@ -105,8 +105,20 @@ def test_docker_compose_accepts_the_file() -> None:
         timeout=60,
         check=False,
         cwd=REPO,
+        env={**os.environ, "DRIFTLINE_SNAPSHOT_KEY": new_key()},
     )
     assert done.returncode == 0, done.stderr
+    unset = {k: v for k, v in os.environ.items() if k != "DRIFTLINE_SNAPSHOT_KEY"}
+    refused = subprocess.run(
+        [binary, "-f", str(COMPOSE), "config", "-q"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=REPO,
+        env=unset,
+    )
+    assert refused.returncode != 0 and "DRIFTLINE_SNAPSHOT_KEY" in refused.stderr
 
 
 def test_every_driftline_command_is_a_valid_cli_call(services: dict[str, dict[str, Any]]) -> None:
@@ -142,8 +154,9 @@ def test_workers_form_one_group_on_distinct_ports(services: dict[str, dict[str, 
     for w, s in settings.items():
         published = services[w].get("ports", [])
         assert f"{s.service.metrics_port}:{s.service.metrics_port}" in published, w
+        # Required from the environment: a default key written in the file would be everyone's.
         key = services[w]["environment"].get("DRIFTLINE_SNAPSHOT_KEY")
-        assert key and load_key(environ={"DRIFTLINE_SNAPSHOT_KEY": key}) is not None, w
+        assert key and key.startswith("${DRIFTLINE_SNAPSHOT_KEY:?"), w
 
 
 def test_prometheus_scrapes_every_worker(services: dict[str, dict[str, Any]]) -> None:

@@ -185,7 +185,9 @@ def test_no_key_configured_is_none() -> None:
 
 
 def test_short_key_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(SnapshotError, match=r"from \$DRIFTLINE_SNAPSHOT_KEY is 5 bytes, shorter than 32"):
+    with pytest.raises(
+        SnapshotError, match=r"from \$DRIFTLINE_SNAPSHOT_KEY is 5 bytes, shorter than 32"
+    ):
         load_key(environ={KEY_ENV: "short"})
     key_file = tmp_path / "key"
     key_file.write_bytes(b"tiny\n")

@@ -19,7 +19,7 @@ from stream.metrics import WorkerMetrics
 from stream.settings import load_settings
 from stream.worker import Worker
 
-KEY = "warm-start-key-of-32-bytes-or-so!"
+KEY = "4c8e1a7f3b9d05e2c6a8f1b4d7e03a9c5f2b8e1d4a7c06f3e9b2d5a8c1f4e07b"
 
 
 @pytest.fixture(autouse=True)

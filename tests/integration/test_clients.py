@@ -27,7 +27,7 @@ pytestmark = pytest.mark.integration
 PARTITIONS = 3
 READ_TIMEOUT_S = 30.0
 TOPIC_FIELDS = ("events", "labels", "predictions", "alerts", "snapshots", "dead_letter")
-KEY = b"integration-test-snapshot-key-0123456789"
+KEY = b"6b1f0e9d3c7a2584f1e6b0d9c3a75e28f4b1d6c0e9a3f7258b4e1d0c6a9f3e72"
 
 
 @pytest.fixture
@@ -282,13 +282,14 @@ def test_snapshots_list_show_verify_on_the_topic(
 
     assert main(["snapshots", "list"]) == 0
     rows = capsys.readouterr().out.splitlines()
-    assert rows[0].split()[:3] == ["key", "partition", "version"]
-    by_key = {row.split()[0]: row.split() for row in rows[1:]}
+    assert rows[0].split()[:4] == ["key", "partition", "sequence", "version"]
+    by_key = {row.split()[0]: row.split() for row in rows[1:] if row.startswith("driftline:")}
     assert set(by_key) == {"driftline:0", "driftline:1", "driftline:2"}
-    assert by_key["driftline:0"][1:6] == ["0", "2", "2,000", "1,800", "1,999"]
-    assert by_key["driftline:0"][6] == "2024-01-01T00:00:02Z"
-    assert by_key["driftline:1"][8] == "yes"
-    assert by_key["driftline:2"][8] == "NO"
+    assert by_key["driftline:0"][1:7] == ["0", "-", "2", "2,000", "1,800", "1,999"]
+    assert by_key["driftline:0"][7] == "2024-01-01T00:00:02Z"
+    assert by_key["driftline:0"][10:] == ["yes", "*"]  # what the worker would restore
+    assert by_key["driftline:1"][10:] == ["yes", "*"]
+    assert by_key["driftline:2"][10] == "NO"
 
     assert main(["snapshots", "list", "--all", "--json"]) == 0
     listed = orjson.loads(capsys.readouterr().out)
@@ -318,7 +319,9 @@ def test_snapshots_verify_refuses_another_key(
     settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     send(settings, settings.kafka.topics.snapshots, [(b"driftline:0", _blob(0, 1))])
-    monkeypatch.setenv("DRIFTLINE_SNAPSHOT_KEY", "some-other-key-of-enough-length")
+    monkeypatch.setenv(
+        "DRIFTLINE_SNAPSHOT_KEY", "e3a9c1f70b5d2846a1c9e7f3b0d5284c6e1a9f3b7d0c5e28a4f1b9d6c3e07a25"
+    )
     assert main(["snapshots", "verify"]) == 1
     assert "1 refused" in capsys.readouterr().out
 

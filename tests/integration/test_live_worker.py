@@ -27,17 +27,18 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from learners.engine import Engine
-from learners.snapshot import load_snapshot, read_header, sign_snapshot
+from learners.snapshot import read_header, sign_snapshot
 from stream.backtest import run_backtest
 from stream.datasets import get_dataset
 from stream.settings import Settings, load_settings
+from stream.snapshot_records import Assembler, snapshot_key
 from stream.sources import open_source
 from stream.topics import ensure_topics
 
 pytestmark = pytest.mark.integration
 
 REPO_DIR = Path(__file__).resolve().parents[2]
-SNAPSHOT_KEY = "live-test-snapshot-key-0123456789"
+SNAPSHOT_KEY = "9d4f1b7e2a6c3058e1b9f4a7c2d6e0835b7a1f4c9e2d6b8037a5c1e9f4b2d60a"
 START_TIMEOUT_S = 60
 OUTPUT_TIMEOUT_S = 90
 STOP_TIMEOUT_S = 30
@@ -299,16 +300,13 @@ def offline_outputs(engines: dict[int, Engine]) -> tuple[list[dict], list[dict],
 
 
 def newest_snapshots(live: Live) -> dict[int, dict[str, Any]]:
-    """The header of the newest snapshot per partition (verified)."""
-    newest: dict[int, tuple[int, bytes]] = {}
-    reader = live.reader(live.topics.snapshots)
-    for record in reader.read_to_end():
-        app_id, _, part = record.key.decode().rpartition(":")
-        assert app_id == live.app_id
-        p = int(part)
-        if p not in newest or record.offset > newest[p][0]:
-            newest[p] = (record.offset, record.value)
-    return {p: load_snapshot(blob, SNAPSHOT_KEY.encode())[0] for p, (_, blob) in newest.items()}
+    """The header of the snapshot the worker would restore, per partition (verified, reassembled
+    from its chunks, ranked by sequence then watermark: stream.snapshot_records)."""
+    reader = Assembler(live.app_id, None, SNAPSHOT_KEY.encode())
+    for r in live.reader(live.topics.snapshots).read_to_end():
+        reader.add(r.key, r.offset, r.value, r.headers, r.partition, r.timestamp)
+    found = reader.finish()
+    return {p: sets[0].header for p, sets in found.items() if sets}  # type: ignore[misc]
 
 
 def without_ts(alerts: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -493,7 +491,7 @@ def test_tampered_snapshot_is_refused(live_factory: Any) -> None:
     valid = live.reader(live.topics.snapshots).read_to_end()[-1].value
     header = {**read_header(valid), "watermark": 10**9, "label_watermark": 10**9}
     forged = sign_snapshot({"anything": "at all"}, header, b"not-the-key-0123456789")
-    key = f"{live.app_id}:0".encode()
+    key = snapshot_key(live.app_id, 0, 0).encode()
     live.produce(live.topics.snapshots, [(key, forged)])
     live.produce_events(second)
 
