@@ -369,7 +369,7 @@ def serve(settings: Settings, snapshot_key: bytes, *, loglevel: str = "info") ->
     """Create missing topics, start the metrics server, run the worker until stopped."""
     import faust
 
-    from stream.log_filters import install_startup_noise_filter
+    from stream.log_filters import install_client_noise_filter, install_startup_noise_filter
     from stream.topics import TopicError, ensure_topics
 
     try:
@@ -388,6 +388,14 @@ def serve(settings: Settings, snapshot_key: bytes, *, loglevel: str = "info") ->
         )
         return 1
     install_startup_noise_filter(app.logger)  # a healthy start logs no ERROR
+    # A broker outage: one line when it is lost, one every 10 s or more while it lasts, one when
+    # it is back (the clients would log every retry, ~100 a second).
+    client_noise = install_client_noise_filter()
+
+    @app.timer(1.0, name="driftline-kafka-log")
+    async def report_client_noise() -> None:
+        client_noise.poll()
+
     runner = faust.Worker(app, loglevel=loglevel, redirect_stdouts=False)
     # A terminal spinner (Faust's default below info) turns every debug record on: not a service's.
     runner.spinner = None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
@@ -22,6 +23,9 @@ log = logging.getLogger("driftline.worker")
 
 JSON_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
 RETRY_BACKOFF_S = (0.2, 5.0)
+#: A broker outage fails every send and delivery: one WARNING about it per this many seconds
+#: (the others at DEBUG, counted in the next WARNING and in driftline_send_retries_total).
+RETRY_WARN_EVERY_S = 10.0
 
 Headers = list[tuple[str, bytes]]
 #: Called (no arguments) once the broker has acknowledged the record it came with.
@@ -81,6 +85,8 @@ class Publisher:
         self._is_too_large = is_too_large
         # (delivery future, topic, [(key, value, headers, ack), ...] in the request behind it)
         self._inflight: deque[tuple[Any, str, list[Out]]] = deque()
+        self._warned_at = -RETRY_WARN_EVERY_S
+        self._unwarned = 0
 
     async def send(
         self,
@@ -114,7 +120,7 @@ class Publisher:
             except Exception as exc:
                 # Handing over failed (no metadata: broker gone?); records of batches already
                 # handed over are sent twice. Record by record, with retries, instead.
-                log.warning("cannot send a batch to %s (%r); sending record by record", topic, exc)
+                self._warn("cannot send a batch to %s (%r); sending record by record", topic, exc)
                 for (key, value), ack in zip(records, ack_of, strict=True):
                     await self._send_or_drop(topic, (key, value, None, ack))
             else:
@@ -150,7 +156,7 @@ class Publisher:
                 if self._is_too_large(exc):
                     raise OutputTooLarge(f"{topic}: {len(value)} bytes: {exc}") from exc
                 self._metrics.send_retries.labels(topic).inc()
-                log.warning("cannot send to %s (%r); retrying in %.1f s", topic, exc, delay)
+                self._warn("cannot send to %s (%r); retrying in %.1f s", topic, exc, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, RETRY_BACKOFF_S[1])
                 continue
@@ -178,7 +184,7 @@ class Publisher:
                 log.error("dropped a %d-byte record for %s: %r", size, topic, error)
                 continue
             self._metrics.send_retries.labels(topic).inc(len(records))
-            log.warning(
+            self._warn(
                 "delivery of %d record(s) to %s failed (%r); sending again",
                 len(records),
                 topic,
@@ -190,6 +196,17 @@ class Publisher:
             else:  # one by one: a record too large for the broker is then dropped alone
                 for record in records:
                     await self._send_or_drop(topic, record)
+
+    def _warn(self, msg: str, *args: Any) -> None:
+        now = time.monotonic()
+        if now - self._warned_at < RETRY_WARN_EVERY_S:
+            self._unwarned += 1
+            log.debug(msg, *args)
+            return
+        if self._unwarned:
+            msg += f" ({self._unwarned} more send failures since the last such warning)"
+        log.warning(msg, *args)
+        self._warned_at, self._unwarned = now, 0
 
 
 def _take(by_value: dict[int, list[Ack]], value: bytes) -> Ack | None:
