@@ -3,7 +3,8 @@
 :class:`Publisher` retries a failed hand-over or delivery with backoff for as long as it takes (a
 broker outage stalls the worker, it does not lose outputs); a record too large for the broker is
 reported, counted (``driftline_outputs_dropped_total``) and dropped alone. A record may come with
-an acknowledgement callback, called once the broker has it (dead letters are counted that way).
+an acknowledgement callback, called once the broker has it (dead letters are counted that way);
+the delivery futures must be asyncio futures (``add_done_callback``), as aiokafka's are.
 """
 
 from __future__ import annotations
@@ -131,9 +132,7 @@ class Publisher:
                         if ack is not None:
                             by_value.setdefault(id(value), []).append(ack)
                 for future, batch in batches:
-                    self._inflight.append(
-                        (future, topic, [(k, v, None, _take(by_value, v)) for k, v in batch])
-                    )
+                    self._track(future, topic, [(k, v, None, _take(by_value, v)) for k, v in batch])
         await self._reap(block=False)
 
     async def flush(self) -> None:
@@ -160,8 +159,14 @@ class Publisher:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, RETRY_BACKOFF_S[1])
                 continue
-            self._inflight.append((future, topic, [record]))
+            self._track(future, topic, [record])
             return
+
+    def _track(self, future: Any, topic: str, records: list[Out]) -> None:
+        self._inflight.append((future, topic, records))
+        if any(record[3] is not None for record in records):
+            # Acknowledged as soon as the broker answers, not when the next send reaps it.
+            future.add_done_callback(lambda done: _acknowledge(done, records))
 
     async def _reap(self, *, block: bool) -> None:
         inflight = self._inflight
@@ -174,9 +179,6 @@ class Publisher:
             inflight.popleft()
             error = None if future.cancelled() else future.exception()
             if error is None and not future.cancelled():
-                for record in records:
-                    if record[3] is not None:
-                        record[3]()
                 continue
             if error is not None and self._is_too_large(error) and len(records) == 1:
                 size = len(records[0][1])
@@ -207,6 +209,14 @@ class Publisher:
             msg += f" ({self._unwarned} more send failures since the last such warning)"
         log.warning(msg, *args)
         self._warned_at, self._unwarned = now, 0
+
+
+def _acknowledge(future: Any, records: list[Out]) -> None:
+    if future.cancelled() or future.exception() is not None:
+        return  # sent again (or dropped) by _reap; a new future acknowledges it
+    for record in records:
+        if record[3] is not None:
+            record[3]()
 
 
 def _take(by_value: dict[int, list[Ack]], value: bytes) -> Ack | None:

@@ -369,3 +369,17 @@ def test_other_client_errors_pass_but_repeats_are_counted_not_written() -> None:
     assert noise.filter(_record("Heartbeat failed for group g because it is rebalancing"))
     assert noise.filter(_record("info", level=logging.INFO))
     assert not noise.down
+
+
+def test_a_record_is_acknowledged_when_the_broker_answers_not_at_the_next_send() -> None:
+    async def run() -> list[int]:
+        broker = FakeBroker()
+        publisher = Publisher(broker.send, WorkerMetrics(dict), lambda e: False)
+        acked: list[int] = []
+        await publisher.send_many("dead", [(None, b"x")], [lambda: acked.append(1)])
+        (future, _), *_ = broker.futures
+        future.set_result(None)
+        await asyncio.sleep(0)  # no send, no flush: only the loop turns
+        return acked
+
+    assert asyncio.run(run()) == [1]
