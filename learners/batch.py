@@ -22,7 +22,7 @@ def process_batch(
     engine: Engine,
     raws: list[Any],
     offsets: list[int] | None = None,
-    now_ms: float | None = None,
+    record_ts: float | None = None,
 ) -> None:
     from learners.slot import loss
 
@@ -34,7 +34,7 @@ def process_batch(
     # Challengers predict each event before they learn it: the per-event path does that.
     if slot is None or not _has_many(slot.model, classification) or slot.challengers:
         for raw, offset in zip(raws, offsets, strict=True):
-            engine.process(raw, offset, now_ms)
+            engine.process(raw, offset, record_ts)
         return
 
     events: list[tuple[dict[str, Any], int, int]] = []
@@ -49,7 +49,7 @@ def process_batch(
         event = engine._validate(raw, offset)
         if event is not None:
             engine.counters["valid"] += 1
-            engine._tick(event["ts"], now_ms)
+            engine._tick(event["ts"], record_ts)
             events.append((event, offset, index))
     if not events:
         engine._after_events()
@@ -103,7 +103,7 @@ def process_batch(
             engine._watch_inputs(event["x"], model_prediction, proba, index, slot, flagged)
         if y is None:
             entry = (None, xm, prediction, model_prediction, flagged, offset, version, ())
-            engine.pending.add(event["id"], entry, engine.clock_ms)
+            engine._wait_for_label(event["id"], entry, slot)
             continue
         labelled += 1
         if scorecard is not None:

@@ -235,15 +235,24 @@ class GuardConfig:
 
 @dataclass(frozen=True)
 class LabelsConfig:
-    """Late labels wait for their event in a bounded store with a time-to-live."""
+    """Late labels wait for their event in a bounded store with a time-to-live (event time).
+
+    ``max_idle_ms`` (live service): at the head of the stream, how long an event waits for the
+    labels partition to reach its time (and a label for the events partition) before it goes
+    anyway: the latency a prediction may gain. It keeps replays identical when a label reaches
+    the broker up to that much after a later event; 0 predicts at once (a label that then
+    arrives late is applied on arrival and counted as reordered).
+    """
 
     section: typing.ClassVar[str] = "labels"
     ttl_seconds: float = 3600.0
     max_pending: int = 100_000
+    max_idle_ms: float = 50.0
 
     def __post_init__(self) -> None:
         _check(self.ttl_seconds > 0, "labels.ttl_seconds", "must be > 0")
         _check(self.max_pending >= 1, "labels.max_pending", "must be >= 1")
+        _check(self.max_idle_ms >= 0, "labels.max_idle_ms", "must be >= 0 (0 = no waiting)")
 
 
 @dataclass(frozen=True)

@@ -41,13 +41,12 @@ from learners.events import (
     validate_label,
 )
 from learners.guard import OutlierGuard
-from learners.labels import PendingLabels
+from learners.labels import MAX_CLOCK_SKEW_MS, PendingLabels
 from learners.models import infer_task
 from learners.slot import ModelSlot, loss
 from learners.snapshot import SnapshotError, load_snapshot, sign_snapshot
 
 DRIFTLINE_VERSION = "0.1.0"
-MAX_CLOCK_SKEW_MS = 60_000
 #: The layout of the engine state in a snapshot. 2: incidents, challengers and confirmation
 #: windows (the drift loop); a snapshot of another layout is refused, not half-restored.
 SNAPSHOT_FORMAT = 2
@@ -158,6 +157,10 @@ class Engine(AlertActions):
         self._snapshot_at_index = 0
         self._snapshot_at_ms = 0.0
         self.pending = PendingLabels(config.labels.ttl_seconds * 1000, config.labels.max_pending)
+        #: Labels that came before their event (a producer's clock behind): they wait for it.
+        self.early_labels = PendingLabels(
+            config.labels.ttl_seconds * 1000, config.labels.max_pending, keep_dropped=True
+        )
         guard = config.guard
         self.guard = OutlierGuard(
             guard.z_threshold, guard.warmup, guard.rebase_after, cfg.max_inputs
@@ -298,27 +301,37 @@ class Engine(AlertActions):
                 event = decode_event(raw, cfg.max_event_bytes, cfg.max_abs_value)
             if event["y"] is not None:
                 self._check_label(event["y"])
+            elif event["id"] in self.pending:
+                raise InvalidRecord(
+                    "duplicate_id",
+                    f"an event with id {event['id']!r} is already waiting for its label: "
+                    "a late label could not tell them apart (ids must be unique)",
+                )
         except InvalidRecord as error:
             self._reject(raw, error, self.source, offset)
             return None
         return event
 
-    def _tick(self, event_ts: int | None, now_ms: float | None) -> None:
-        if event_ts is not None and now_ms is not None:
-            # A producer clock far ahead must not expire every waiting label at once.
-            event_ts = min(event_ts, int(now_ms) + MAX_CLOCK_SKEW_MS)
-        if event_ts is not None and event_ts > self.clock_ms:
-            self.clock_ms = event_ts
-        if now_ms is not None and now_ms > self.clock_ms:
-            self.clock_ms = now_ms
+    def _tick(self, event_ts: float | None, record_ts: float | None) -> None:
+        # One clock for both drivers: event time. An event's own ``ts``, else the time of the
+        # record that carried it (the Kafka timestamp, live); never the wall clock, so a replay
+        # expires exactly the labels the first run expired.
+        ts = event_ts if event_ts is not None else record_ts
+        if ts is not None and record_ts is not None:
+            # A producer clock far ahead must not expire every waiting label at once: a time
+            # is trusted up to a minute past the record's own (in the log: the same on replay).
+            ts = min(ts, record_ts + MAX_CLOCK_SKEW_MS)
+        if ts is not None and ts > self.clock_ms:
+            self.clock_ms = ts
 
     def process(
         self,
         raw: bytes | str | dict[str, Any],
         offset: int | None = None,
-        now_ms: float | None = None,
+        record_ts: float | None = None,
     ) -> None:
-        """Process one event (JSON bytes/text or an already decoded dict) at ``offset``."""
+        """Process one event (JSON bytes/text or an already decoded dict) at ``offset``;
+        ``record_ts`` is the time of the record that carried it (used when it has no ``ts``)."""
         index = self.index
         offset = index if offset is None else offset
         if offset <= self.watermark:
@@ -329,13 +342,15 @@ class Engine(AlertActions):
         event = self._validate(raw, offset)
         if event is not None:
             self.counters["valid"] += 1
-            self._tick(event["ts"], now_ms)
+            self._tick(event["ts"], record_ts)
             self._handle(event, offset, index)
         self.watermark = offset
         self._after_events()
 
     def _after_events(self) -> None:
         """After an event (or a micro-batch): close a quiet incident, snapshot when due."""
+        if self.early_labels:  # labels that waited their TTL for an event: dead letters now
+            self._drop_unmatched_labels()
         if self.incidents.open is not None and self.incidents.quiet(self.index):
             self._close_quiet_incident()  # looks at every slot's alarm: only once it is due
         self._maybe_snapshot()
@@ -357,7 +372,7 @@ class Engine(AlertActions):
         shadow = slot.shadow_predictions(xm) if slot is not None and slot.challengers else ()
         entry = (event["key"], xm, prediction, model_prediction, flagged, offset, version, shadow)
         if y is None:
-            self.pending.add(event["id"], entry, self.clock_ms)
+            self._wait_for_label(event["id"], entry, slot)
         else:
             self._learn(slot, entry, y, index)
 
@@ -453,12 +468,17 @@ class Engine(AlertActions):
             self._maybe_promote(slot, key, index)
 
     def process_label(
-        self, raw: bytes | str | dict[str, Any], position: Any = None, now_ms: float | None = None
+        self,
+        raw: bytes | str | dict[str, Any],
+        position: Any = None,
+        record_ts: float | None = None,
     ) -> None:
         """Join a late label ``{"id", "y"}`` to its waiting prediction, score it, learn.
 
         An integer ``position`` is the label's offset: one at or below :attr:`label_watermark`
-        was already processed (a redelivery after restart) and is skipped.
+        was already processed (a redelivery after restart) and is skipped. A label whose event
+        has not been processed yet waits for it (bounded, with the same time-to-live); one that
+        never finds its event becomes a ``label_unmatched`` dead letter when it leaves the store.
         """
         if isinstance(position, int):
             if position <= self.label_watermark:
@@ -467,13 +487,16 @@ class Engine(AlertActions):
             self.label_watermark = position
         try:
             label = validate_label(raw) if isinstance(raw, dict) else decode_label(raw)
-            self._tick(label["ts"], now_ms)
+            # Only a label's own ts moves the clock: the Kafka time of a label sent today must
+            # not expire the predictions of events stamped with their own (older) times.
+            self._tick(label["ts"], None)
             if self.task is not None:
                 self._check_label(label["y"])  # a wrong-typed label must not use up the entry
             entry = self.pending.pop(label["id"], self.clock_ms)
             if entry is None:
-                # Never seen, already labelled, evicted or past its TTL: too late to learn.
-                self.counters["labels_too_late"] += 1
+                # Not waiting (yet): its event may come after it. It waits for it, once.
+                self.early_labels.add(label["id"], (raw, position, label["y"]), self.clock_ms)
+                self._drop_unmatched_labels()
                 return
             if self.task is None:
                 self._check_label(label["y"])  # the first label decides the task
@@ -483,13 +506,42 @@ class Engine(AlertActions):
         self.counters["labels_joined"] += 1
         self._learn(self._slot(entry[0]), entry, label["y"], self.index)
 
+    def _wait_for_label(self, event_id: Any, entry: tuple, slot: ModelSlot | None) -> None:
+        """Keep a prediction for its late label, or join a label that came before its event."""
+        early = self.early_labels.pop(event_id, self.clock_ms)
+        self._drop_unmatched_labels()
+        if early is None:
+            self.pending.add(event_id, entry, self.clock_ms)
+            return
+        y = early[2]
+        try:
+            self._check_label(y)
+        except InvalidRecord as error:
+            self._reject(early[0], error, "labels", early[1])
+            return
+        self.counters["labels_joined"] += 1
+        self._learn(slot, entry, y, self.index)
+
+    def _drop_unmatched_labels(self) -> None:
+        self.early_labels.expire(self.clock_ms)
+        for event_id, (raw, position, _) in self.early_labels.take_dropped():
+            self.counters["labels_too_late"] += 1
+            why = (
+                f"no event with id {event_id!r} was waiting for a label, nor came within "
+                f"{self.config.labels.ttl_seconds:g} s (event time) or "
+                f"{self.config.labels.max_pending:,} labels: already labelled, past the TTL, "
+                "or never sent"
+            )
+            self._reject(raw, InvalidRecord("label_unmatched", why), "labels", position)
+            self.counters["invalid"] -= 1  # a label, not an event: counted as too late
+
     # ------------------------------------------------------------------ micro-batches
 
     def process_batch(
         self,
         raws: list[bytes | str | dict[str, Any]],
         offsets: list[int] | None = None,
-        now_ms: float | None = None,
+        record_ts: float | None = None,
     ) -> None:
         """Process a micro-batch: predict all with the model as it was, then learn all.
 
@@ -499,7 +551,7 @@ class Engine(AlertActions):
         """
         from learners.batch import process_batch
 
-        process_batch(self, raws, offsets, now_ms)
+        process_batch(self, raws, offsets, record_ts)
 
     # ------------------------------------------------------------------ snapshots
 

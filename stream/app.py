@@ -52,7 +52,8 @@ PRODUCER_LINGER_S = 0.005
 #: Largest batch of outputs per partition (Faust's default: 16 KB): the predictions of a whole
 #: chunk go out in one request. Below the brokers' default max.message.bytes (1 MB).
 PRODUCER_BATCH_BYTES = 256 * 1024
-TICK_S = 0.1
+#: Records waiting at the head of the stream (labels.max_idle_ms) are looked at this often.
+TICK_S = 0.05
 SESSION_TIMEOUT_S = 10.0
 
 
@@ -198,11 +199,12 @@ def build_app(settings: Settings, snapshot_key: bytes) -> tuple[faust.App, Worke
     from faust.types import TP
 
     from learners.events import TOMBSTONE
+    from stream.label_order import Record
     from stream.metrics import WorkerMetrics
     from stream.publisher import Publisher
     from stream.recovery import read_snapshots
     from stream.topics import SNAPSHOT_MAX_BYTES, normalized_client
-    from stream.worker import Record, Worker
+    from stream.worker import Worker
 
     kafka = settings.kafka
     names = kafka.topics
@@ -280,6 +282,20 @@ def build_app(settings: Settings, snapshot_key: bytes) -> tuple[faust.App, Worke
         except Exception:  # not assigned (any more), or nothing fetched yet
             return None
 
+    def fetched_at(topic: str, partition: int) -> float | None:
+        # When aiokafka last updated the partition's highwater from a fetch (ms, wall clock).
+        try:
+            consumer = app.consumer._thread._ensure_consumer()  # type: ignore[attr-defined]
+            at = consumer.last_poll_timestamp(TP(topic, partition))
+        except Exception:  # not assigned (any more), or nothing fetched yet
+            return None
+        return None if at is None else float(at)
+
+    def flow(topic: str, partition: int, on: bool) -> None:
+        # Faust's own pause: records of a paused partition stay in the fetcher's buffer.
+        tps = [TP(topic, partition)]
+        (app.consumer.resume_partitions if on else app.consumer.pause_partitions)(tps)
+
     metrics = WorkerMetrics(lambda: worker.engines)
     worker = Worker(
         settings,
@@ -287,6 +303,8 @@ def build_app(settings: Settings, snapshot_key: bytes) -> tuple[faust.App, Worke
         Publisher(send, metrics, _too_large, send_batches),
         metrics,
         highwater,
+        flow,
+        fetched_at,
     )
 
     def records(consumed: list[Any]) -> list[Record]:

@@ -20,6 +20,7 @@ from learners.alerting import signal_family
 from learners.config import LearningConfig, to_mapping
 from learners.engine import Engine, Outputs
 from learners.events import InvalidRecord, decode_event, validate_event
+from stream.label_order import record_time
 from stream.progress import Progress
 from stream.scoring import Scorecard, adaptation_interval, periodic_alarms, score_detections
 from stream.settings import redact
@@ -93,6 +94,31 @@ def _split_label(item: Any, config: LearningConfig) -> tuple[Any, dict[str, Any]
     return event, label
 
 
+class EventClock:
+    """Event time in a backtest: an event's ``ts``, else the time of the one before it (a file
+    with no time at all: its position). Never goes back, as in :mod:`stream.label_order`."""
+
+    def __init__(self) -> None:
+        self.now = -math.inf
+        self.timed = False
+
+    def time_of(self, item: Any, index: int) -> float:
+        if isinstance(item, dict):
+            own = item.get("ts")
+            own = own if isinstance(own, int | float) and not isinstance(own, bool) else None
+        elif isinstance(item, bytes):
+            own = record_time(item, None)
+        else:
+            own = None
+        if own is not None:
+            self.timed = True
+        elif not self.timed:
+            own = index
+        if own is not None and own > self.now:
+            self.now = own
+        return self.now
+
+
 def _finite(value: float | None) -> float | None:
     return None if value is None or math.isnan(value) else value
 
@@ -119,7 +145,11 @@ def run_backtest(
     baseline_series: list[tuple[int, float]] = []
     alerts: list[dict[str, Any]] = []
     dead_letters = 0
-    late: deque[tuple[int, dict[str, Any]]] = deque()
+    # Late labels wait for the event N later (whose time they take), then for an event later
+    # than that time: the rule of the live service (stream.label_order), on the same clock.
+    held: deque[tuple[int, dict[str, Any]]] = deque()
+    late: deque[tuple[float, dict[str, Any]]] = deque()
+    clock = EventClock()
     batch: list[Any] = []
     engine_seconds = 0.0
     last_snapshot: dict[str, Any] | None = None
@@ -146,10 +176,10 @@ def run_backtest(
             if eng.rolling is not None and eng.counters["labelled"]:
                 points.append((index, eng.rolling.get()))
 
-    def deliver_labels(upto: int) -> None:
-        if late and late[0][0] <= upto:
+    def deliver_labels(before: float) -> None:
+        if late and late[0][0] < before:
             flush_batch()  # a due label's event may still wait in the batch
-        while late and late[0][0] <= upto:
+        while late and late[0][0] < before:
             label = late.popleft()[1]
             run(lambda e, label=label: e.process_label(label))
 
@@ -159,26 +189,30 @@ def run_backtest(
             run(lambda e: e.process_batch(batch, offsets))
             batch.clear()
 
-    index = -1
+    index, now = -1, 0.0
     for index, item in enumerate(source.items):
         if label_delay:
-            deliver_labels(index)
             item, label = _split_label(item, config)
+            now = clock.time_of(item, index)
+            deliver_labels(before=now)
             if label is not None:
-                late.append((index + label_delay, label))
+                held.append((index + label_delay, label))
         if batch_size > 1:
             batch.append(item)
             if len(batch) >= batch_size:
                 flush_batch()
         else:
             run(lambda e, item=item, index=index: e.process(item, index))
+        while held and held[0][0] <= index:
+            late.append((now, held.popleft()[1]))  # known from this event's time on
         if index % step == 0:
             flush_outputs()
             sample(index)
             if progress is not None:
                 progress.update(index + 1, f"alerts {len(alerts)}")
     flush_batch()
-    deliver_labels(math.inf)  # type: ignore[arg-type]
+    late.extend((now, label) for _, label in held)  # the stream ended before their time
+    deliver_labels(math.inf)
     if snapshot_key is not None:
         engine.checkpoint()  # the final state, without changing what a rollback would use
     flush_outputs()

@@ -236,6 +236,13 @@ class WorkerMetrics:
             "Late labels held until their event has been processed",
             registry=reg,
         )
+        self.labels_reordered = Counter(
+            "driftline_labels_reordered_total",
+            "Late labels (or events) read after a later record of the other topic had been "
+            "processed, at the head of the stream: applied on arrival, not where their time says",
+            ["partition"],
+            registry=reg,
+        )
         self.dead_letters = Counter(
             "driftline_dead_letters",
             "Dead letters on the dead-letter topic (acknowledged by the broker), by reason",

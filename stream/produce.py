@@ -18,6 +18,7 @@ also when it is not valid JSON: the worker dead-letters it with its original byt
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
 from collections import deque
@@ -37,6 +38,7 @@ from stream.kafka_clients import (
     settings_from_args,
     wrap,
 )
+from stream.label_order import record_time
 from stream.progress import Progress
 from stream.sources import add_source_arguments
 
@@ -97,6 +99,12 @@ def encode_event(
 class EventSender:
     """Send events (and, with ``label_delay`` > 0, their labels ``label_delay`` events later).
 
+    With late labels every record carries a time (``ts``), so that the worker applies each label
+    where ``driftline backtest --label-delay`` does (see :mod:`stream.label_order`): an event keeps
+    its own ``ts``; one without gets the time it is sent (to the microsecond, never the same
+    twice) or, once events had their own, the time of the event before it; a label gets the time
+    of the event it is sent after.
+
     ``send`` does not wait for the broker; :meth:`finish` sends the labels still held back,
     waits for every acknowledgement and reports what failed.
     """
@@ -106,11 +114,13 @@ class EventSender:
         self.events_topic = settings.kafka.topics.events
         self.labels_topic = settings.kafka.topics.labels
         self.label_delay = label_delay
-        self.held: deque[tuple[bytes | None, bytes]] = deque()
+        self.held: deque[tuple[bytes | None, dict[str, Any]]] = deque()
         self.events = 0
         self.labels = 0
         self.failed = 0
         self.first_error: str | None = None
+        self.event_time = -math.inf  # of the last event sent
+        self.timed = False  # events have their own ts
 
     def _failure(self, exc: BaseException) -> None:
         self.failed += 1
@@ -122,16 +132,39 @@ class EventSender:
 
     def send(self, item: bytes | dict[str, Any]) -> None:
         key, value, label = encode_event(item, strip_label=self.label_delay > 0)
+        if self.label_delay > 0:
+            value = self._timed(value)
         self._send(self.events_topic, key, value)
         self.events += 1
         if label is not None:
-            self.held.append((key, orjson.dumps(label)))
+            self.held.append((key, label))
         while len(self.held) > self.label_delay:
             self._send_label()
 
+    def _timed(self, value: bytes) -> bytes:
+        own = record_time(value, None)
+        if own is not None:
+            self.timed = True
+            self.event_time = max(self.event_time, own)
+            return value
+        if self.timed:
+            stamp = self.event_time
+        else:  # microseconds: an event and the label sent after it never share a time
+            stamp = max(round(time.time() * 1000, 3), round(self.event_time + 0.001, 3))
+        try:
+            obj = orjson.loads(value)
+        except orjson.JSONDecodeError:
+            return value  # dead-lettered by the worker as it is
+        if not isinstance(obj, dict):
+            return value
+        self.event_time = stamp
+        return orjson.dumps({**obj, "ts": stamp})
+
     def _send_label(self) -> None:
-        key, value = self.held.popleft()
-        self._send(self.labels_topic, key, value)
+        key, label = self.held.popleft()
+        if self.event_time > -math.inf:
+            label = {**label, "ts": self.event_time}
+        self._send(self.labels_topic, key, orjson.dumps(label))
         self.labels += 1
 
     def finish(self, timeout_s: float = FLUSH_TIMEOUT_S) -> None:

@@ -14,8 +14,10 @@ a crash, a restart or a rebalance every event is learned exactly once:
   on revocation and on a clean shutdown, and only after every output record of the events they
   cover has been acknowledged by the broker. A snapshot therefore never skips an event whose
   prediction was lost; events after it are replayed and predicted again, identically.
-* **Late labels** are held until their event has been processed (the events partition has
-  passed the label's timestamp, or is caught up), then joined in offset order.
+* **Late labels** are applied where their time puts them among the events
+  (:mod:`stream.label_order`): the order is a function of the data, so a replay predicts what
+  the first run predicted, and one partition live predicts what ``driftline backtest
+  --label-delay`` does.
 * **Outputs** are retried until the broker takes them: a broker that goes away stalls the
   worker, it does not crash it.
 """
@@ -25,12 +27,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from learners.engine import Engine
+from stream.label_order import LabelOrder, Record
 from stream.metrics import WorkerMetrics
 from stream.publisher import OutputTooLarge, Publisher, encode
 from stream.settings import Settings
@@ -38,21 +39,15 @@ from stream.snapshot_keeper import SnapshotKeeper
 
 log = logging.getLogger("driftline.worker")
 
-#: A late label whose event has not shown up is joined anyway (and found "too late") after this.
-LABEL_WAIT_S = 30.0
-#: A label is joined once the events partition is this far past the label's timestamp (or has
-#: caught up): producers' clocks may disagree by up to this much.
-LABEL_CLOCK_SKEW_MS = 1000
+#: Records waiting in a partition's label order before its fetching is paused (memory bound):
+#: events wait for labels (and labels for events) only until the other side reaches their time.
+EVENTS_WAITING_MAX = 10_000
+#: Outputs are published at least every this many events of a long run.
+PUBLISH_EVERY = 500
+LABELS_WAITING_MAX = 50_000
 
-
-@dataclass(frozen=True)
-class Record:
-    """A consumed Kafka record, as much of it as the worker needs."""
-
-    partition: int
-    offset: int
-    timestamp_ms: int | None
-    value: bytes
+#: ``flow(topic, partition, on)``: resume (True) or pause (False) fetching a partition.
+FlowControl = Callable[[str, int, bool], None]
 
 
 # --------------------------------------------------------------------------- the worker
@@ -68,6 +63,8 @@ class Worker:
         publisher: Publisher,
         metrics: WorkerMetrics,
         highwater: Callable[[str, int], int | None],
+        flow: FlowControl | None = None,
+        fetched_at: Callable[[str, int], float | None] | None = None,
     ) -> None:
         self.settings = settings
         self.app_id = settings.service.app_id
@@ -79,12 +76,15 @@ class Worker:
         self._highwater = highwater
         # Revoked engines, kept in case the next assignment hands their partitions back.
         self._parked: dict[int, Engine] = {}
-        self._labels: dict[int, deque[tuple[Record, float]]] = {}
-        self._last_event_ts: dict[int, int] = {}
+        self._order: dict[int, LabelOrder] = {}
+        self._next_offset: dict[tuple[str, int], int] = {}  # where reading each partition is at
+        self._flow = flow
+        self._fetched_at = fetched_at
+        self._paused: set[tuple[str, int]] = set()
+        self._max_idle_ms = settings.labels.max_idle_ms
         self._published: dict[int, tuple[int, int]] = {}  # (watermark, label watermark) on topic
         self._dirty: set[int] = set()  # outputs drained but not all handed over yet
         self._lock = asyncio.Lock()
-        self._max_waiting = settings.labels.max_pending
         self._unowned_warned: set[tuple[str, int]] = set()
         # Partitions being taken over: their records wait (Faust may deliver before we are done).
         self._assigning: set[int] = set()
@@ -104,64 +104,107 @@ class Worker:
     # ------------------------------------------------------------------ records
 
     async def handle_events(self, records: Sequence[Record]) -> None:
-        """Process events (in offset order per partition) and publish what the engines emit."""
+        """Events of one fetch: into their partition's label order, then process what may go."""
+        await self._read(self.topics.events, records, EVENTS_WAITING_MAX)
+
+    async def handle_labels(self, records: Sequence[Record]) -> None:
+        """Late labels of one fetch: into their partition's label order, then process what may
+        go (each label right before the first event later than it)."""
+        await self._read(self.topics.labels, records, LABELS_WAITING_MAX)
+
+    async def _read(self, topic: str, records: Sequence[Record], max_waiting: int) -> None:
+        await self._until_ready(records)
         now_ms = time.time() * 1000
         by_partition: dict[int, list[Record]] = {}
         for record in records:
             by_partition.setdefault(record.partition, []).append(record)
-        batch = self.settings.engine.batch_size > 1
-        await self._until_ready(records)
+        is_events = topic == self.topics.events
         async with self._lock:
             for p, recs in by_partition.items():
-                engine = self.engines.get(p)
-                if engine is None:
-                    self._warn_unowned(self.topics.events, p)
+                order = self._order.get(p)
+                if order is None or p not in self.engines:
+                    self._warn_unowned(topic, p)
                     continue
-                self._dirty.add(p)
-                if batch:
+                (order.add_events if is_events else order.add_labels)(recs, now_ms)
+                self._next_offset[(topic, p)] = recs[-1].offset + 1
+                side = order.events if is_events else order.labels
+                if len(side.queue) >= max_waiting:
+                    # Only from this topic's own handler: Faust skips the rest of a fetch for a
+                    # partition paused while the fetch is being handed over.
+                    self._set_flow(topic, p, False)
+                await self._advance(p)
+
+    def _set_flow(self, topic: str, p: int, on: bool) -> None:
+        if self._flow is None or ((topic, p) in self._paused) != on:
+            return
+        (self._paused.discard if on else self._paused.add)((topic, p))
+        self._flow(topic, p, on)
+
+    def _caught_up_at(self, topic: str, p: int) -> float | None:
+        """When a fetch last showed ``topic[p]`` read to its end (ms; None: it is not)."""
+        hw = self._highwater(topic, p)
+        if hw is None or self._next_offset.get((topic, p), 0) < hw:
+            return None
+        at = self._fetched_at(topic, p) if self._fetched_at is not None else None
+        return time.time() * 1000 if at is None else at
+
+    async def _advance(self, p: int) -> None:
+        """Process the events and labels of ``p`` that their order lets go, then publish."""
+        engine, order = self.engines.get(p), self._order.get(p)
+        if engine is None or order is None or not order:
+            return
+        events, labels = self.topics.events, self.topics.labels
+        reordered = order.reordered
+        runs = order.take(
+            self._caught_up_at(events, p),
+            self._caught_up_at(labels, p),
+        )
+        if not runs:
+            return
+        self._dirty.add(p)
+        batch_size = self.settings.engine.batch_size
+        # Published a slice at a time (a run can be long: events that waited for labels):
+        # outputs leave promptly, and a due snapshot is not held back behind the whole run.
+        step = batch_size if batch_size > 1 else PUBLISH_EVERY
+        for kind, recs in runs:
+            if kind == "labels":
+                for r in recs:
+                    self._run(p, r.offset, "label", engine.process_label, r.value, r.offset, None)
+                continue
+            for start in range(0, len(recs), step):
+                chunk = recs[start : start + step]
+                if batch_size > 1:
                     self._run(
                         p,
-                        recs[0].offset,
+                        chunk[0].offset,
                         "batch",
                         engine.process_batch,
-                        [r.value for r in recs],
-                        [r.offset for r in recs],
-                        now_ms,
+                        [r.value for r in chunk],
+                        [r.offset for r in chunk],
+                        chunk[-1].timestamp_ms,
                     )
                 else:
-                    self._run_events(p, engine, recs, now_ms)
-                stamps = [r.timestamp_ms for r in recs if r.timestamp_ms is not None]
-                if stamps:
-                    self._last_event_ts[p] = max(self._last_event_ts.get(p, stamps[0]), *stamps)
-                await self._publish(p, engine, "periodic")
-                await self._join_labels(p, now_ms)
-
-    async def handle_labels(self, records: Sequence[Record]) -> None:
-        """Queue late labels per partition; join each once its event has been processed."""
-        now_ms = time.time() * 1000
-        await self._until_ready(records)
-        arrived = time.monotonic()
-        async with self._lock:
-            touched = set()
-            for record in records:
-                queue = self._labels.get(record.partition)
-                if queue is None:
-                    self._warn_unowned(self.topics.labels, record.partition)
-                    continue
-                queue.append((record, arrived))
-                touched.add(record.partition)
-            for p in touched:
-                await self._join_labels(p, now_ms)
+                    self._run_events(p, engine, chunk)
+                if start + step < len(recs):
+                    self._dirty.add(p)
+                    await self._publish(p, engine, "periodic")
+        if order.reordered > reordered:
+            self.metrics.labels_reordered.labels(str(p)).inc(order.reordered - reordered)
+        await self._publish(p, engine, "periodic")
+        if len(order.events.queue) < EVENTS_WAITING_MAX // 2:
+            self._set_flow(events, p, True)
+        if len(order.labels.queue) < LABELS_WAITING_MAX // 2:
+            self._set_flow(labels, p, True)
 
     async def tick(self) -> None:
-        """Periodic: join labels whose events partition went idle; refresh the lag gauges."""
-        now_ms = time.time() * 1000
+        """Periodic: release records that waited long enough at the head; refresh the gauges."""
         async with self._lock:
-            for p in [p for p, queue in self._labels.items() if queue]:
-                await self._join_labels(p, now_ms)
+            for p in list(self._order):
+                await self._advance(p)
             waiting = 0
             for p, engine in self.engines.items():
-                waiting += len(self._labels.get(p, ()))
+                order = self._order.get(p)
+                waiting += len(order.labels.queue) if order is not None else 0
                 hw = self._highwater(self.topics.events, p)
                 if hw is not None:
                     self.metrics.lag.labels(self.topics.events, str(p)).set(
@@ -174,39 +217,6 @@ class Worker:
                     )
             self.metrics.labels_waiting.set(waiting)
 
-    def _label_due(self, p: int, engine: Engine, record: Record, arrived: float) -> bool:
-        last = self._last_event_ts.get(p)
-        if (
-            record.timestamp_ms is not None
-            and last is not None
-            and last > record.timestamp_ms + LABEL_CLOCK_SKEW_MS
-        ):
-            return True  # the events partition is past the time the label was sent
-        hw = self._highwater(self.topics.events, p)
-        if hw is not None and engine.watermark + 1 >= hw:
-            return True  # caught up: the event is processed, or will never come
-        return time.monotonic() - arrived >= LABEL_WAIT_S
-
-    async def _join_labels(self, p: int, now_ms: float) -> None:
-        queue = self._labels.get(p)
-        engine = self.engines.get(p)
-        if not queue or engine is None:
-            return
-        joined = False
-        while queue:
-            record, arrived = queue[0]
-            if len(queue) <= self._max_waiting and not self._label_due(p, engine, record, arrived):
-                break
-            queue.popleft()
-            if not joined:
-                self._dirty.add(p)
-                joined = True
-            self._run(
-                p, record.offset, "label", engine.process_label, record.value, record.offset, now_ms
-            )
-        if joined:
-            await self._publish(p, engine, "periodic")
-
     def _run(self, p: int, offset: int, kind: str, call: Callable[..., None], *args: Any) -> None:
         # The engine turns bad input into dead letters; an exception here is a bug. Log it with
         # the record's position and go on with the next record rather than crash-loop on it.
@@ -217,13 +227,13 @@ class Worker:
             self._processing_error(p, kind, offset)
         self._observe(kind)(time.perf_counter() - started)
 
-    def _run_events(self, p: int, engine: Engine, records: list[Record], now_ms: float) -> None:
+    def _run_events(self, p: int, engine: Engine, records: list[Record]) -> None:
         # _run, inlined for the per-record hot path: one call less and no label lookup per event.
         process, observe, clock = engine.process, self._observe("event"), time.perf_counter
         for r in records:
             started = clock()
             try:
-                process(r.value, r.offset, now_ms)
+                process(r.value, r.offset, r.timestamp_ms)
             except Exception:
                 self._processing_error(p, "event", r.offset)
             observe(clock() - started)
@@ -318,7 +328,7 @@ class Worker:
         async with self._lock:
             for p in sorted(partitions):
                 engine = self.engines.pop(p, None)
-                self._labels.pop(p, None)
+                self._order.pop(p, None)
                 if engine is None:
                     continue
                 await self._final_snapshot(p, engine, "revoked")
@@ -349,17 +359,23 @@ class Worker:
                 held.pop(p, None)
             self._dirty.clear()
             self.engines, self._parked = {}, {}
-            self._labels.clear()
-            self._last_event_ts.clear()
+            self._order.clear()
+            self._next_offset.clear()
+            for topic, p in list(self._paused):
+                self._set_flow(topic, p, True)
             self._unowned_warned.clear()
             resume = {}
             for p in sorted(partitions):
                 engine = self._recover(p, held.get(p), snapshots.get(p, []))
-                if engine is None:  # held: no engine, nothing committed
+                if engine is None:  # held: no engine, not fetched, nothing committed
+                    self._set_flow(self.topics.events, p, False)
+                    self._set_flow(self.topics.labels, p, False)
                     continue
                 self.engines[p] = engine
-                self._labels[p] = deque()
+                self._order[p] = LabelOrder(self._max_idle_ms)
                 resume[p] = (engine.watermark + 1, engine.label_watermark + 1)
+                self._next_offset[(self.topics.events, p)] = resume[p][0]
+                self._next_offset[(self.topics.labels, p)] = resume[p][1]
             for p in set(self._published) - set(self.engines):
                 del self._published[p]
             self.metrics.assigned.set(len(self.engines))
@@ -391,7 +407,7 @@ class Worker:
                     "label_watermark": e.label_watermark,
                     "events": e.counters["events"],
                     "learned": e.counters["learned"],
-                    "labels_waiting": len(self._labels.get(p, ())),
+                    "labels_waiting": len(self._order[p].labels.queue) if p in self._order else 0,
                 }
                 for p, e in sorted(self.engines.items())
             },

@@ -473,9 +473,10 @@ def test_label_delay_learns_every_label_late() -> None:
         show_progress=False,
     )
     assert (summary["events"], summary["learned"], summary["labels_too_late"]) == (3000, 3000, 0)
-    # Nothing is known for the first 200 events; label k arrives just before event k + 200, so
-    # the model has learned 50 labels (warm) from event 249 on.
-    assert summary["predicted_by"] == {"model": 2751, "fallback": 249}
+    # Nothing is known for the first 200 events; label k arrives right after event k + 200 (as
+    # `driftline produce --label-delay 200` sends it), so the model has learned 50 labels (warm)
+    # from event 250 on.
+    assert summary["predicted_by"] == {"model": 2750, "fallback": 250}
     assert summary["metric"] > 0.85
 
 

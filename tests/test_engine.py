@@ -687,12 +687,39 @@ def test_first_label_may_arrive_late_and_decides_the_task() -> None:
     assert (engine.task, engine.counters["learned"]) == ("regression", 1)
 
 
-def test_label_for_an_unknown_event_is_too_late() -> None:
-    engine = Engine(make_config())
-    feed(engine, sea_events(10))
+def test_a_label_for_an_unknown_event_waits_then_is_dead_lettered_as_unmatched() -> None:
+    engine = Engine(make_config(labels={"ttl_seconds": 60}))
+    base = 1_704_067_200_000
+    feed(engine, [{**e, "ts": base} for e in sea_events(10)])
     engine.process_label({"id": "nobody", "y": True})
     engine.process_label({"id": 3, "y": True})  # event 3 was labelled inline: nothing waits
+    assert engine.counters["labels_too_late"] == 0  # they wait for an event with their id
+    engine.process({"id": "late", "ts": base + 61_000, "x": {"x1": 1.0, "x2": 1.0}}, 10)
+    dead = engine.outputs.drain().dead_letters
+    assert [d["reason"] for d in dead] == ["label_unmatched", "label_unmatched"]
+    assert all(d["source"] == "labels" for d in dead)
     assert (engine.counters["labels_too_late"], engine.counters["learned"]) == (2, 10)
+    assert engine.counters["invalid"] == 0  # events: none was invalid
+
+
+def test_a_label_that_comes_before_its_event_is_joined_when_the_event_comes() -> None:
+    engine = Engine(make_config())
+    feed(engine, sea_events(10))
+    engine.process_label({"id": "soon", "y": True}, 0)
+    engine.process({"id": "soon", "x": {"x1": 1.0, "x2": 1.0}}, 10)
+    assert (engine.counters["labels_joined"], engine.counters["learned"]) == (1, 11)
+    assert len(engine.pending) == 0 and len(engine.early_labels) == 0
+
+
+def test_a_second_event_with_a_waiting_id_is_dead_lettered() -> None:
+    engine = Engine(make_config())
+    engine.process({"id": "a", "x": {"v": 1.0}}, 0)
+    engine.process({"id": "a", "x": {"v": 2.0}}, 1)
+    out = engine.outputs.drain()
+    assert [p["offset"] for p in out.predictions] == [0]
+    assert [d["reason"] for d in out.dead_letters] == ["duplicate_id"]
+    engine.process_label({"id": "a", "y": 1.5})
+    assert engine.counters["learned"] == 1
 
 
 def test_label_after_its_time_to_live_is_too_late() -> None:
@@ -703,16 +730,30 @@ def test_label_after_its_time_to_live_is_too_late() -> None:
     engine.process({"id": "new", "ts": base + 69_000, "x": {"x1": 1.0, "x2": 1.0}}, 11)
     engine.process_label({"id": "new", "y": False, "ts": base + 71_000})
     engine.process_label({"id": "old", "y": False, "ts": base + 71_000})
-    assert (engine.counters["labels_joined"], engine.counters["labels_too_late"]) == (1, 1)
     assert engine.pending.expired == 1 and engine.counters["learned"] == 11
+    engine.process_label({"id": "x", "y": False, "ts": base + 140_000})  # the "old" label's TTL
+    assert (engine.counters["labels_joined"], engine.counters["labels_too_late"]) == (1, 1)
 
 
-def test_wall_clock_expires_labels_too() -> None:
+def test_the_record_time_expires_labels_of_events_without_ts() -> None:
     engine = Engine(make_config(labels={"ttl_seconds": 1}))
     feed(engine, sea_events(5))
-    engine.process({"id": "w", "x": {"x1": 1.0, "x2": 1.0}}, 5, now_ms=2e12)
-    engine.process_label({"id": "w", "y": True}, now_ms=2e12 + 1500)
-    assert engine.counters["labels_too_late"] == 1
+    engine.process({"id": "w", "x": {"x1": 1.0, "x2": 1.0}}, 5, record_ts=2e12)
+    engine.process({"id": "v", "x": {"x1": 1.0, "x2": 1.0}, "y": True}, 6, record_ts=2e12 + 1500)
+    engine.process_label({"id": "w", "y": True}, record_ts=2e12 + 1500)
+    assert engine.pending.expired == 1 and engine.counters["labels_joined"] == 0
+    engine.process({"id": "u", "x": {"x1": 1.0, "x2": 1.0}, "y": True}, 7, record_ts=2e12 + 3000)
+    assert engine.counters["labels_too_late"] == 1  # "w" waited a TTL for a second event
+
+
+def test_a_label_without_ts_does_not_move_the_clock() -> None:
+    # Events stamped in 2024, their labels sent today with no ts of their own: the Kafka time of
+    # a label must not expire every waiting prediction.
+    engine = Engine(make_config(labels={"ttl_seconds": 60}))
+    base = 1_704_067_200_000
+    engine.process({"id": "a", "ts": base, "x": {"x1": 1.0, "x2": 1.0}}, 0, record_ts=base)
+    engine.process_label({"id": "a", "y": True}, 0, record_ts=base + 10**11)
+    assert engine.counters["labels_joined"] == 1
 
 
 def test_label_evicted_by_max_pending_is_too_late() -> None:
@@ -722,7 +763,10 @@ def test_label_evicted_by_max_pending_is_too_late() -> None:
     assert engine.pending.evicted == 1
     for i in range(3):
         engine.process_label({"id": f"w{i}", "y": True})
-    assert (engine.counters["labels_too_late"], engine.counters["labels_joined"]) == (1, 2)
+    assert engine.counters["labels_joined"] == 2 and len(engine.early_labels) == 1
+    engine.process_label({"id": "u1", "y": True})
+    engine.process_label({"id": "u2", "y": True})  # over the bound: w0's label leaves
+    assert engine.counters["labels_too_late"] == 1
     assert engine.counters["learned"] == 7
 
 

@@ -135,11 +135,12 @@ def test_a_dead_letter_of_an_unserialisable_dict_never_raises() -> None:
 
 def test_a_future_producer_clock_does_not_expire_waiting_labels() -> None:
     engine = Engine(config())
-    engine.process({"id": "a", "x": {"v": 1.0}, "y": True}, 0, now_ms=1_000_000)
-    engine.process({"id": "b", "x": {"v": 1.0}}, 1, now_ms=1_000_000)
-    # A producer clock a year ahead: the engine's clock moves at most a minute past "now".
+    engine.process({"id": "a", "x": {"v": 1.0}, "y": True}, 0, record_ts=1_000_000)
+    engine.process({"id": "b", "x": {"v": 1.0}}, 1, record_ts=1_000_000)
+    # A producer clock a year ahead: the engine's clock moves at most a minute past the time of
+    # the record (its Kafka timestamp: the same on every replay, unlike the wall clock).
     engine.process({"id": "c", "x": {"v": 1.0}, "ts": 1_000_000 + 365 * 86_400_000}, 2, 1_000_000)
-    engine.process_label({"id": "b", "y": True}, now_ms=1_000_000)
+    engine.process_label({"id": "b", "y": True}, record_ts=1_000_000)
     assert engine.counters["labels_joined"] == 1
 
 

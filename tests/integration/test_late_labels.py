@@ -1,0 +1,176 @@
+"""Late labels on the real broker: none is lost, and where each is applied is a function of the
+data (the records' times), not of fetch timing, so a replay predicts what the first run did and
+one partition live predicts what ``driftline backtest --label-delay`` predicts.
+
+The README's commands as a user runs them: ``driftline serve``, then ``driftline produce
+--dataset sea-abrupt --rate 2000 --label-delay 100`` while it runs.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from integration.test_live_worker import (
+    OUTPUT_TIMEOUT_S,
+    REPO_DIR,
+    Live,
+    live_factory,
+    newest_snapshots,
+    predictions_by_id,
+    values,
+    wait_predictions,
+    without_ts,
+)
+from stream.backtest import run_backtest
+from stream.sources import open_source
+
+pytestmark = pytest.mark.integration
+__all__ = ["live_factory"]  # the fixture, imported for pytest
+
+EVENTS = 20_000  # sea-abrupt, the whole stream
+LABEL_DELAY = 100
+
+
+def produce(live: Live, *args: str) -> subprocess.Popen[bytes]:
+    """``driftline produce ...`` in the background, as a user runs it beside the worker."""
+    with open(live.tmp_path / f"produce-{time.monotonic_ns()}.log", "wb") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "stream", "produce", *args],
+            cwd=REPO_DIR,
+            env={**os.environ, **live.base_env},
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def metric(live: Live, proc: Any, name: str) -> float:
+    total = 0.0
+    for line in live.metrics(proc).splitlines():
+        if line.startswith(name + "{") or line.startswith(name + " "):
+            total += float(line.split()[-1])
+    return total
+
+
+def status_sum(live: Live, proc: Any, field: str) -> int:
+    status = live.health(proc)
+    return 0 if status is None else sum(p[field] for p in status["partitions"].values())
+
+
+def backtest_outputs(live: Live, tmp_path: Path, limit: int) -> tuple[list[dict], list[dict], dict]:
+    out = tmp_path / "backtest"
+    summary = run_backtest(
+        live.settings,
+        open_source(dataset="sea-abrupt", limit=limit),
+        out_dir=out,
+        label_delay=LABEL_DELAY,
+        show_progress=False,
+    )
+    predictions = [orjson.loads(x) for x in (out / "predictions.jsonl").read_bytes().splitlines()]
+    alerts = [orjson.loads(x) for x in (out / "alerts.jsonl").read_bytes().splitlines()]
+    return predictions, alerts, summary
+
+
+def assert_every_prediction_as_in_the_backtest(
+    published: Sequence[Any], expected: list[dict[str, Any]]
+) -> dict[Any, list[dict[str, Any]]]:
+    expected_by_id = {p["id"]: p for p in expected}
+    by_id = predictions_by_id(list(published))
+    assert set(by_id) == set(expected_by_id)  # every event predicted
+    differ = [i for i, ps in by_id.items() if any(p != expected_by_id[i] for p in ps)]
+    assert not differ, (
+        f"{len(differ)} events predicted unlike the backtest, first {differ[:5]}: "
+        f"{by_id[differ[0]]} != {expected_by_id[differ[0]]}"
+        if differ
+        else ""
+    )
+    return by_id
+
+
+def test_readme_quick_start_loses_no_label_and_predicts_as_the_backtest(
+    live_factory: Any, tmp_path: Path
+) -> None:
+    live = live_factory(partitions=1)
+    worker = live.start()
+    live.wait_assigned(worker, {0})
+    producer = produce(
+        live, "--dataset", "sea-abrupt", "--rate", "2000", "--label-delay", str(LABEL_DELAY)
+    )
+    assert producer.wait(timeout=OUTPUT_TIMEOUT_S) == 0
+    live.wait(
+        lambda: status_sum(live, worker, "learned") == EVENTS,
+        OUTPUT_TIMEOUT_S,
+        f"{EVENTS} labels learned",
+        worker,
+    )
+    assert metric(live, worker, "driftline_labels_too_late_total") == 0
+    assert metric(live, worker, "driftline_labels_reordered_total") == 0
+    assert live.stop(worker) == 0
+
+    expected, expected_alerts, summary = backtest_outputs(live, tmp_path, EVENTS)
+    assert summary["learned"] == EVENTS
+    assert_every_prediction_as_in_the_backtest(
+        live.reader(live.topics.predictions).read_to_end(), expected
+    )
+    alerts = values(live.reader(live.topics.alerts).read_to_end())
+    assert alerts, "sea-abrupt drifts: the error detector must fire"
+    assert without_ts(alerts) == without_ts(expected_alerts)
+    (header,) = newest_snapshots(live).values()
+    assert (header["learned"], header["labelled"]) == (EVENTS, EVENTS)
+
+
+def test_kill_9_with_late_labels_replays_identical_predictions(
+    live_factory: Any, tmp_path: Path
+) -> None:
+    total = 12_000
+    live = live_factory(partitions=1, DRIFTLINE_SNAPSHOT__EVERY_EVENTS="1000")
+    predictions = live.reader(live.topics.predictions)
+    worker = live.start("run-0")
+    live.wait_assigned(worker, {0})
+    producer = produce(
+        live,
+        "--dataset",
+        "sea-abrupt",
+        "--limit",
+        str(total),
+        "--rate",
+        "1500",
+        "--label-delay",
+        str(LABEL_DELAY),
+    )
+    for run, at in enumerate((2500, 5500, 8500), start=1):
+        live.wait(
+            lambda at=at, w=worker: status_sum(live, w, "events") >= at,
+            OUTPUT_TIMEOUT_S,
+            f"{at} events processed",
+            worker,
+        )
+        worker.kill()  # SIGKILL: no final snapshot; outputs in flight may be lost
+        worker.wait(timeout=10)
+        worker = live.start(f"run-{run}")
+    assert producer.wait(timeout=OUTPUT_TIMEOUT_S) == 0
+    wait_predictions(live, predictions, set(range(total)), worker)
+    live.wait(
+        lambda: status_sum(live, worker, "learned") >= total,
+        OUTPUT_TIMEOUT_S,
+        "every label learned",
+        worker,
+    )
+    assert live.stop(worker) == 0
+    assert "restored the snapshot" in live.log(worker)
+
+    expected, _, _ = backtest_outputs(live, tmp_path, total)
+    by_id = assert_every_prediction_as_in_the_backtest(predictions.read_to_end(), expected)
+    replayed = sum(len(ps) > 1 for ps in by_id.values())
+    assert replayed, "three kills should have forced replays"
+    (header,) = newest_snapshots(live).values()
+    assert (header["learned"], header["labelled"]) == (total, total)  # none lost, none twice
