@@ -73,6 +73,9 @@ def new_metric(classification: bool) -> Any:
 class Challenger:
     """One model learning in shadow: its own prequential metric and its loss pairs."""
 
+    #: (A class default too: challengers restored from older snapshots lack the attribute.)
+    winning_since: int | None = None
+
     def __init__(
         self,
         cid: int,
@@ -95,6 +98,8 @@ class Challenger:
         self.pairs: deque[tuple[float, float]] = deque(maxlen=window)
         self.since_check = 0
         self.failed = False
+        #: Its shadow labels at the first of an unbroken run of significant wins (None: losing).
+        self.winning_since: int | None = None
 
     def predict(self, x: dict[str, Any]) -> Any:
         try:

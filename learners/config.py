@@ -143,6 +143,10 @@ class PolicyConfig:
     challenger_max_labels``.
     ``challengers`` names models (registry names or ``package.module:factory``) that always learn
     in shadow and are promoted by the same rule.
+    ``promote_hold_labels``: a challenger must stay significantly better for this many labels
+    (every test in between a win) before it is promoted. Labels that lie consistently for less
+    than that (a poisoning campaign, a labelling bug) cannot promote a model trained on them; a
+    real change is adopted that much later. 0: promote at the first significant win.
     """
 
     section: typing.ClassVar[str] = "policy"
@@ -155,6 +159,7 @@ class PolicyConfig:
     promote_min_labels: int = 200
     promote_every: int = 50
     challenger_max_labels: int = 5000
+    promote_hold_labels: int = 0
 
     def __post_init__(self) -> None:
         for signal in self.act_on:
@@ -170,6 +175,11 @@ class PolicyConfig:
             f"must be <= policy.promote_window ({self.promote_window})",
         )
         _check(self.challenger_max_labels >= 1, "policy.challenger_max_labels", "must be >= 1")
+        _check(
+            0 <= self.promote_hold_labels < self.challenger_max_labels,
+            "policy.promote_hold_labels",
+            f"must be >= 0 and < policy.challenger_max_labels ({self.challenger_max_labels})",
+        )
         _check(
             len(set(self.challengers)) == len(self.challengers),
             "policy.challengers",

@@ -270,9 +270,14 @@ class ModelSlot:
                 continue
             challenger.since_check = 0
             result = paired_test(challenger.pairs, classification=self.classification)
-            if result["p_value"] < self.per_test_alpha and (
-                best is None or result["p_value"] < best[0]
-            ):
+            if result["p_value"] >= self.per_test_alpha:
+                challenger.winning_since = None  # a hold restarts at the next win
+                continue
+            if challenger.winning_since is None:
+                challenger.winning_since = challenger.shadow_labels
+            if challenger.shadow_labels - challenger.winning_since < policy.promote_hold_labels:
+                continue  # significantly better, not yet for long enough
+            if best is None or result["p_value"] < best[0]:
                 best = (result["p_value"], challenger, result)
         # The winner first: a challenger at its last test may win rather than expire.
         evidence = self._promote(best[1], best[2], index) if best is not None else None

@@ -27,6 +27,7 @@ import gc
 import logging
 import ssl
 import sys
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, cast
 
@@ -340,16 +341,27 @@ def build_app(settings: Settings, snapshot_key: bytes) -> tuple[faust.App, Worke
         revoked = args[0] if args else kwargs["revoked"]
         await worker.on_revoked({tp.partition for tp in revoked if tp.topic == names.events})
 
+    restoring: set[asyncio.Task[None]] = set()
+
     async def on_assigned(sender: Any, *args: Any, **kwargs: Any) -> None:
         assigned = args[0] if args else kwargs["assigned"]
         mine = {tp.partition for tp in assigned if tp.topic == names.events}
-        # Faust resumes fetching while this runs (its recovery task does not wait for signal
-        # handlers): until the engines are ready, records of these partitions wait in the
-        # consumer's drain loop (Worker._until_ready).
-        worker.begin_assignment(mine)
+        # Returns at once: aiokafka sends no heartbeat while this callback runs, and reading
+        # large snapshots can take longer than the session timeout (the group would rebalance
+        # over and over). Faust resumes fetching meanwhile: records of these partitions wait in
+        # the consumer's drain loop until the engines are in place (Worker._until_ready).
+        assignment = worker.begin_assignment(mine)
+        task = asyncio.ensure_future(restore(assigned, mine, assignment))
+        restoring.add(task)
+        task.add_done_callback(restoring.discard)
+
+    async def restore(assigned: Any, mine: set[int], assignment: int) -> None:
+        started = time.perf_counter()
         try:
             snapshots = await asyncio.to_thread(read_snapshots, settings, mine, snapshot_key)
-            resume = await worker.on_assigned(mine, snapshots)
+            resume = await worker.on_assigned(mine, snapshots, assignment)
+            if resume is None:
+                return  # a newer assignment came meanwhile
             # In the consumer's own thread (seek_wait): the fetcher may be running already.
             # Faust also "seeks to committed offsets": none are ever committed, so these stay.
             await app.consumer.seek_wait(
@@ -359,13 +371,18 @@ def build_app(settings: Settings, snapshot_key: bytes) -> tuple[faust.App, Worke
                     if tp.partition in resume and tp.topic in (names.events, names.labels)
                 }
             )
+        except Exception as exc:
+            log.exception("taking over %s[%s] failed", names.events, sorted(mine))
+            await app.crash(exc)  # nothing was committed: a restart takes over afresh
+            return
         finally:
-            worker.end_assignment()
+            worker.end_assignment(assignment)
         log.info(
-            "assigned %s[%s]; resuming at %s",
+            "assigned %s[%s]; resuming at %s (restored in %.1f s)",
             names.events,
             ",".join(map(str, sorted(mine))) or "-",
             {p: at for p, at in sorted(resume.items())} or "-",
+            time.perf_counter() - started,
         )
 
     async def on_shutdown(sender: Any, *args: Any, **kwargs: Any) -> None:

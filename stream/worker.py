@@ -90,6 +90,7 @@ class Worker:
         self._assigning: set[int] = set()
         self._ready = asyncio.Event()
         self._ready.set()
+        self._assignment = 0
         self._observers: dict[str, Callable[[float], None]] = {}
         # Restore or hold, chunked publishing, the snapshot floor (stream.snapshot_keeper).
         self.keeper = SnapshotKeeper(self)
@@ -338,22 +339,31 @@ class Worker:
                     self._parked[p] = engine
             self.metrics.assigned.set(len(self.engines))
 
-    def begin_assignment(self, partitions: Iterable[int]) -> None:
-        """Call first thing on assignment (before any await): records of ``partitions`` wait."""
+    def begin_assignment(self, partitions: Iterable[int]) -> int:
+        """Call first thing on assignment (before any await): records of ``partitions`` wait.
+        Returns the assignment's number: a newer assignment makes an unfinished one stale."""
         self._assigning = set(partitions)
         self._ready.clear()
+        self._assignment += 1
+        return self._assignment
 
-    def end_assignment(self) -> None:
+    def end_assignment(self, assignment: int | None = None) -> None:
         """Call when the engines are in place and the consumer has been moved to their watermarks
-        (also after a failure: the app crashes then, and nothing was committed)."""
+        (also after a failure: the app crashes then, and nothing was committed). A stale
+        assignment's end changes nothing: the newer one's records still wait for it."""
+        if assignment is not None and assignment != self._assignment:
+            return
         self._assigning = set()
         self._ready.set()
 
     async def on_assigned(
-        self, partitions: Iterable[int], snapshots: Mapping[int, Any]
-    ) -> dict[int, tuple[int, int]]:
-        """Take over ``partitions``; return where to resume: ``{p: (events, labels offset)}``."""
+        self, partitions: Iterable[int], snapshots: Mapping[int, Any], assignment: int | None = None
+    ) -> dict[int, tuple[int, int]] | None:
+        """Take over ``partitions``; return where to resume: ``{p: (events, labels offset)}``
+        (None: a newer assignment came while the snapshots were read; it takes over instead)."""
         async with self._lock:
+            if assignment is not None and assignment != self._assignment:
+                return None
             held = {**self._parked, **self.engines}
             for p in self._dirty:
                 held.pop(p, None)
@@ -394,6 +404,7 @@ class Worker:
             for p, engine in sorted(self.engines.items()):
                 await self._final_snapshot(p, engine, "shutdown")
             await self.publisher.flush()
+            self.keeper.close()
 
     def status(self) -> dict[str, Any]:
         """What ``/health`` shows."""
@@ -401,6 +412,7 @@ class Worker:
             "status": "ok",
             "app_id": self.app_id,
             "assigned": sorted(self.engines),
+            "held": {str(p): why for p, why in sorted(self.keeper.held.items())},
             "partitions": {
                 str(p): {
                     "watermark": e.watermark,

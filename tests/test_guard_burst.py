@@ -210,3 +210,25 @@ def test_flipped_labels_under_each_policy(action: str) -> None:
         # The second promoted model was started after correct labels resumed.
         assert started and started[0] >= FLIP_AT + FLIPS
         assert started[0] < promotions[1]
+
+
+def test_a_promotion_hold_keeps_a_model_of_flipped_labels_from_being_promoted() -> None:
+    """With ``policy.promote_hold_labels`` longer than the flip, the challenger that learned the
+    2,000 flipped labels wins every test during the flip but not for long enough: no promotion
+    in or after the flip, and the champion is still the model of the true concept. The price:
+    a real change of concept is adopted that many labels later."""
+    config = make_config(
+        policy={"action": "challenger", "promote_hold_labels": 2500},
+        snapshot={"every_events": 1000},
+    )
+    engine = Engine(config)
+    right_after = 0
+    settled = FLIP_AT + FLIPS + 1000  # the champion learned the flip too: it unlearns it
+    for i, event, truth in _flipped(FLIP_AT, FLIPS, RESUMED):
+        engine.process(event, i)
+        prediction = engine.outputs.drain().predictions[0]["prediction"]
+        right_after += i >= settled and prediction == truth
+    slot = engine.slots[None]
+    assert slot.promotions == [] and slot.version == 1
+    assert right_after / (RESUMED - 1000) > 0.85
+

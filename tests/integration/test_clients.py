@@ -114,7 +114,11 @@ def test_label_delay_sends_each_label_later_with_its_events_key(
     for event_id, label in labels.items():
         event = events[event_id]
         assert "y" not in orjson.loads(event.value)
-        assert set(orjson.loads(label.value)) == {"id", "y"}
+        assert set(orjson.loads(label.value)) == {"id", "y", "ts"}
+        # The label's time is that of the event it was sent after (i + 50; the stream's end for
+        # the last 50): the worker applies it there, as the backtest does.
+        after = events[min(event_id + 50, 199)]
+        assert orjson.loads(label.value)["ts"] == orjson.loads(after.value)["ts"]
         # Same key, same partition: the worker holding the event gets its label.
         assert label.key == event.key
         assert label.partition == event.partition

@@ -30,7 +30,9 @@ from integration.test_live_worker import (
     wait_predictions,
     without_ts,
 )
+from learners.engine import Engine
 from stream.backtest import run_backtest
+from stream.label_order import LabelOrder, Record
 from stream.sources import open_source
 
 pytestmark = pytest.mark.integration
@@ -174,3 +176,85 @@ def test_kill_9_with_late_labels_replays_identical_predictions(
     assert replayed, "three kills should have forced replays"
     (header,) = newest_snapshots(live).values()
     assert (header["learned"], header["labelled"]) == (total, total)  # none lost, none twice
+
+
+def offline_in_time_order(live: Live) -> dict[int, Engine]:
+    """Per partition, an engine fed every event and label in the order their times give
+    (stream.label_order, with everything already read): what any run must have predicted."""
+    by_partition: dict[int, tuple[list[Record], list[Record]]] = {}
+    for topic, side in ((live.topics.events, 0), (live.topics.labels, 1)):
+        for r in sorted(live.reader(topic).read_to_end(), key=lambda r: r.offset):
+            record = Record(r.partition, r.offset, r.timestamp, r.value)
+            by_partition.setdefault(r.partition, ([], []))[side].append(record)
+    engines = {}
+    for p, (events, labels) in by_partition.items():
+        order = LabelOrder(max_idle_ms=0)
+        order.add_events(events)
+        order.add_labels(labels)
+        engine = Engine(live.settings, partition=p)
+        for kind, records in order.take(0.0, 0.0):
+            for r in records:
+                if kind == "events":
+                    engine.process(r.value, r.offset, r.timestamp_ms)
+                else:
+                    engine.process_label(r.value, r.offset)
+        engines[p] = engine
+    return engines
+
+
+def test_a_takeover_with_late_labels_replays_identical_predictions(live_factory: Any) -> None:
+    total = 12_000
+    live = live_factory(partitions=2, DRIFTLINE_SNAPSHOT__EVERY_EVENTS="500")
+    predictions = live.reader(live.topics.predictions)
+    one = live.start("one")
+    live.wait_assigned(one, {0, 1})
+    producer = produce(
+        live,
+        "--dataset",
+        "sea-abrupt",
+        "--limit",
+        str(total),
+        "--rate",
+        "1000",
+        "--label-delay",
+        str(LABEL_DELAY),
+    )
+    live.wait(lambda: status_sum(live, one, "events") >= 3000, OUTPUT_TIMEOUT_S, "3000 events", one)
+    two = live.start("two")  # joins: a partition moves from one to two (revocation snapshot)
+
+    def split() -> bool:
+        a, b = live.health(one), live.health(two)
+        return bool(a and b and a["assigned"] and b["assigned"])
+
+    live.wait(split, OUTPUT_TIMEOUT_S, "both workers owning a partition", two)
+    live.wait(
+        lambda: status_sum(live, one, "events") + status_sum(live, two, "events") >= 7000,
+        OUTPUT_TIMEOUT_S,
+        "7000 events",
+        two,
+    )
+    one.kill()  # SIGKILL: its partition goes to two after the session timeout, from a snapshot
+    one.wait(timeout=10)
+    assert producer.wait(timeout=OUTPUT_TIMEOUT_S) == 0
+    live.wait_assigned(two, {0, 1})
+    live.wait(
+        lambda: status_sum(live, two, "learned") >= total,
+        OUTPUT_TIMEOUT_S,
+        "every label learned",
+        two,
+    )
+    assert live.stop(two) == 0
+
+    engines = offline_in_time_order(live)
+    expected = [
+        orjson.loads(orjson.dumps(r, option=orjson.OPT_NON_STR_KEYS))
+        for engine in engines.values()
+        for r in engine.outputs.drain().predictions
+    ]
+    by_id = assert_every_prediction_as_in_the_backtest(predictions.read_to_end(), expected)
+    assert any(len(ps) > 1 for ps in by_id.values()), "the kill should have forced a replay"
+    headers = newest_snapshots(live)
+    assert {p: (h["learned"], h["labelled"]) for p, h in headers.items()} == {
+        p: (e.counters["learned"], e.counters["labelled"]) for p, e in engines.items()
+    }
+    assert sum(h["learned"] for h in headers.values()) == total  # none lost, none twice
