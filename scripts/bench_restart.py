@@ -156,6 +156,7 @@ class App:
     topics: Topics
     run: str
     work_dir: Path
+    overrides: dict[str, str] = field(default_factory=dict)
     names: dict[str, str] = field(default_factory=dict)
     env: dict[str, str] = field(default_factory=dict)
 
@@ -179,6 +180,7 @@ class App:
                 for k, v in self.names.items()
             },
             "PYTHONUNBUFFERED": "1",
+            **self.overrides,
         }
         self.settings = load_settings(environ=self.env)
         specs = topic_specs(self.settings)
@@ -407,6 +409,13 @@ def main() -> int:
         help="print the worker log's milestones of the last restart (seconds since spawn)",
     )
     parser.add_argument(
+        "--snapshot-every",
+        type=int,
+        metavar="N",
+        help="snapshot.every_events of every worker (default: the config's, 10,000); a small N "
+        "puts many snapshots on the topic, as hours of a fast stream do before compaction",
+    )
+    parser.add_argument(
         "--keep-logs", metavar="DIR", help="copy the worker logs here (default: discarded)"
     )
     args = parser.parse_args()
@@ -432,7 +441,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"command: {shlex.join(['python', 'scripts/bench_restart.py', *sys.argv[1:]])}")
     print(
         f"{args.events:,} events of history ({FEATURES} numeric features, labels inline), one "
-        f"partition, default config; {args.runs} run(s); {os.cpu_count()} CPUs, Python "
+        f"partition, default config"
+        + (f" but snapshot.every_events {args.snapshot_every:,}" if args.snapshot_every else "")
+        + f"; {args.runs} run(s); {os.cpu_count()} CPUs, Python "
         f"{sys.version.split()[0]}, broker {bootstrap}",
         flush=True,
     )
@@ -453,7 +464,10 @@ def run(args: argparse.Namespace) -> int:
 def measure(args: argparse.Namespace, topics: Topics, work_dir: Path) -> int:
     bootstrap = args.bootstrap
     n = args.events
-    history = App(topics, "hist", work_dir)
+    overrides = {}
+    if args.snapshot_every is not None:
+        overrides["DRIFTLINE_SNAPSHOT__EVERY_EVENTS"] = str(args.snapshot_every)
+    history = App(topics, "hist", work_dir, overrides)
     every = history.settings.snapshot.every_events
 
     started_at = time.monotonic()
@@ -470,7 +484,7 @@ def measure(args: argparse.Namespace, topics: Topics, work_dir: Path) -> int:
     next_id = n
     cases: dict[str, list[Restart]] = {"baseline": [], "restart": [], "kill": []}
     for i in range(args.runs):
-        base = App(topics, f"base{i}", work_dir)
+        base = App(topics, f"base{i}", work_dir, overrides)
         cases["baseline"].append(measured_restart(base, "run", 0))
         cases["restart"].append(measured_restart(history, f"restart{i}", next_id))
         next_id += 1
