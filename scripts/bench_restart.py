@@ -21,10 +21,13 @@ What it does, on a one-partition topic set of its own:
    * *restart*: one new event is produced after the history, a worker started on the history's
      app, and the same time measured: reading the snapshot topic, verifying and unpickling the
      newest snapshot, seeking, fetching and predicting are all in it;
-   * *after kill -9* (``--kill``): a worker on the history is given ``snapshot.every_events - 1``
-     more events, killed with SIGKILL once it processed them (no final snapshot), and a new one
-     started as above: it replays those events from the last periodic snapshot before it reaches
-     the new one.
+   * *after kill -9* (``--kill``): a worker on the history is given ``snapshot.every_events / 2``
+     more events, killed with SIGKILL once it processed them (no final snapshot, and no periodic
+     one since its start), and a new one started as above: it replays those events from the
+     snapshot it restored before it reaches the new one (the count replayed is printed, from the
+     resume offset in its log). The broker only hands the partition over once the killed
+     member's session has expired (``SESSION_TIMEOUT_S``, 10 s, after its last heartbeat): the
+     new worker waits in its group join for what is left of it.
 
    Every worker measured is stopped with SIGTERM after its prediction (the killed one excepted).
    Time = the prediction's log-append time on the broker (1 ms resolution) - the wall time just
@@ -293,6 +296,7 @@ class Restart:
     assignments: int
     log: str
     spawned_at: float
+    replayed: int | None  # events processed again before the new one (from the resume offset)
 
 
 def measured_restart(app: App, label: str, event_id: int) -> Restart:
@@ -307,12 +311,14 @@ def measured_restart(app: App, label: str, event_id: int) -> Restart:
         sigterm(process)
         log = process.tail(10_000_000)
     found = RESTORED.findall(log)
+    resumed = re.match(r"\{0: \((\d+)", found[-1][1]) if found else None
     return Restart(
         arrived - spawned,
         float(found[-1][2]) if found else None,
         len(found),
         log,
         spawned,
+        offset - int(resumed.group(1)) if resumed else None,
     )
 
 
@@ -401,7 +407,7 @@ def main() -> int:
     parser.add_argument(
         "--kill",
         action="store_true",
-        help="also the restart after kill -9 (replays up to snapshot.every_events - 1 events)",
+        help="also the restart after kill -9 (replays snapshot.every_events / 2 events)",
     )
     parser.add_argument(
         "--timeline",
@@ -469,6 +475,7 @@ def measure(args: argparse.Namespace, topics: Topics, work_dir: Path) -> int:
         overrides["DRIFTLINE_SNAPSHOT__EVERY_EVENTS"] = str(args.snapshot_every)
     history = App(topics, "hist", work_dir, overrides)
     every = history.settings.snapshot.every_events
+    lost = max(1, every // 2)  # events a kill -9 makes the next worker replay
 
     started_at = time.monotonic()
     produce(bootstrap, history.names["events"], history_events(n))
@@ -496,14 +503,17 @@ def measure(args: argparse.Namespace, topics: Topics, work_dir: Path) -> int:
         if args.kill:
             with history.start(f"crash{i}") as process:
                 first = produce(
-                    bootstrap, history.names["events"], history_events(every - 1, start=next_id)
+                    bootstrap, history.names["events"], history_events(lost, start=next_id)
                 )
-                next_id += every - 1
-                wait_watermark(process, first + every - 2, START_TIMEOUT_S, "the worker to kill")
+                next_id += lost
+                wait_watermark(process, first + lost - 1, START_TIMEOUT_S, "the worker to kill")
                 process.kill()  # SIGKILL: no final snapshot
             cases["kill"].append(measured_restart(history, f"after-kill{i}", next_id))
             next_id += 1
-            line += f", after kill -9 {cases['kill'][-1].seconds:.2f} s"
+            line += (
+                f", after kill -9 {cases['kill'][-1].seconds:.2f} s "
+                f"(replayed {cases['kill'][-1].replayed:,})"
+            )
         print(line, flush=True)
 
     after = snapshot_sizes(history)
@@ -513,7 +523,7 @@ def measure(args: argparse.Namespace, topics: Topics, work_dir: Path) -> int:
     labels = {
         "baseline": "baseline: fresh worker, no history",
         "restart": f"restart after {n:,} events (SIGTERM before)",
-        "kill": f"restart after kill -9 (replays {every - 1:,})",
+        "kill": f"restart after kill -9 (replays {lost:,})",
     }
     for case, runs in cases.items():
         if not runs:
