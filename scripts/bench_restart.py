@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import random
 import re
@@ -444,6 +445,8 @@ def main() -> int:
 
 def run(args: argparse.Namespace) -> int:
     bootstrap = args.bootstrap
+    # (a producer's retry on a topic just created, whose leader is not known yet: not news)
+    logging.getLogger("aiokafka").setLevel(logging.ERROR)
     print(f"command: {shlex.join(['python', 'scripts/bench_restart.py', *sys.argv[1:]])}")
     print(
         f"{args.events:,} events of history ({FEATURES} numeric features, labels inline), one "
@@ -519,7 +522,7 @@ def measure(args: argparse.Namespace, topics: Topics, work_dir: Path) -> int:
     after = snapshot_sizes(history)
     median = {k: statistics.median(r.seconds for r in v) for k, v in cases.items() if v}
     restored = [r.restored_s for r in cases["restart"] if r.restored_s is not None]
-    print(f"\n{'case':<44} {'median s':>8}  {'vs baseline':>11}   runs (s, spawn to prediction)")
+    print(f"\n{'case':<48} {'median s':>8}  {'vs baseline':>11}   runs (s, spawn to prediction)")
     labels = {
         "baseline": "baseline: fresh worker, no history",
         "restart": f"restart after {n:,} events (SIGTERM before)",
@@ -530,7 +533,7 @@ def measure(args: argparse.Namespace, topics: Topics, work_dir: Path) -> int:
             continue
         shown = " ".join(f"{r.seconds:.2f}" for r in runs)
         print(
-            f"{labels[case]:<44} {median[case]:>8.2f}  {median[case] / median['baseline']:>10.2f}x"
+            f"{labels[case]:<48} {median[case]:>8.2f}  {median[case] / median['baseline']:>10.2f}x"
             f"   {shown}"
         )
     print(
