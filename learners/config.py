@@ -9,7 +9,7 @@ what would be valid:
 >>> from_mapping(PolicyConfig, {"acton": "reset"})
 Traceback (most recent call last):
 ...
-learners.config.ConfigError: policy.acton: unknown setting; valid keys are action, act_on, trust_model_during_alarm, challengers, promote_alpha, promote_window, promote_min_labels, promote_every, challenger_max_labels
+learners.config.ConfigError: policy.acton: unknown setting; valid keys are action, act_on, trust_model_during_alarm, challengers, promote_alpha, promote_window, promote_min_labels, promote_every, challenger_max_labels, promote_hold_labels
 """
 
 from __future__ import annotations
