@@ -231,4 +231,3 @@ def test_a_promotion_hold_keeps_a_model_of_flipped_labels_from_being_promoted() 
     slot = engine.slots[None]
     assert slot.promotions == [] and slot.version == 1
     assert right_after / (RESUMED - 1000) > 0.85
-
