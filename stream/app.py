@@ -5,8 +5,12 @@
   worker). Give each worker on one machine its own ``service.web_port`` / ``service.metrics_port``
   (``DRIFTLINE_SERVICE__WEB_PORT=6067``...).
 * Records are consumed as raw bytes, so the engine validates them itself and a dead letter keeps
-  the original bytes. They reach the worker a fetch at a time (see :func:`batching_app`), not
-  one by one through Faust agents: Faust's per-message delivery cost more than the engine.
+  the original bytes. Two ``@app.agent`` functions consume them (:func:`declare_agents`): one
+  for ``events``, one for ``labels``, each handing the worker a chunk of one partition's records
+  at a time. Faust's per-message delivery cost more than the engine, so the consumer hands the
+  records of a fetch to the agents' bounded channels in chunks (:class:`ChunkFeed`,
+  :func:`stream.faust_internals.fast_delivery_app`); a stopping worker lets its agents finish
+  every chunk handed to them before its final snapshots.
 * Outputs are JSON (orjson): ``predictions`` keyed by the event's key (or id), ``drift-alerts``
   and ``dead-letter`` keyed by partition, ``model-snapshots`` keyed by ``"<app id>:<partition>"``
   with the signed snapshot as the value.
@@ -28,14 +32,15 @@ import logging
 import ssl
 import sys
 import time
-from collections.abc import Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING, Any, cast
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 if TYPE_CHECKING:
     import faust
 
     # Only for annotations: stream.settings imports River, and `driftline --help` builds this
     # command's parser without it.
+    from stream.label_order import Record
     from stream.settings import Settings
     from stream.worker import Worker
 
@@ -45,9 +50,6 @@ log = logging.getLogger("driftline.app")
 #: chunk of ``engine.batch_size``): a large fetch is processed and published in slices.
 CHUNK_MAX = 500
 LABELS_CHUNK_MAX = 1000
-#: Longest a fetch waits on the broker for records to arrive (see batching_app: Faust's 1.5 s
-#: delays the events of a busy partition whenever the labels partition is idle).
-FETCH_MAX_WAIT_MS = 10
 #: Outputs wait this long to be sent in one request with others (Faust's default: no wait).
 PRODUCER_LINGER_S = 0.005
 #: Largest batch of outputs per partition (Faust's default: 16 KB): the predictions of a whole
@@ -94,113 +96,159 @@ def _too_large(exc: BaseException) -> bool:
     return False
 
 
-#: ``handler(records)``: aiokafka ``ConsumerRecord`` objects of one partition, in offset order.
-BatchHandler = Callable[[list[Any]], Awaitable[None]]
+#: Chunks waiting in an agent's channel (the fast delivery waits for room beyond that).
+FEED_CHUNKS_MAX = 4
+#: Longest a stopping worker waits for its agents to finish the chunks handed to them.
+DRAIN_TIMEOUT_S = 30.0
 
 
-def batching_app(
-    app_id: str, handlers: Mapping[str, tuple[int, BatchHandler]], **options: Any
-) -> faust.App:
-    """A ``faust.App`` whose consumer hands the records of ``handlers``' topics over a fetch at a
-    time, in chunks: ``{topic: (chunk size, handler)}`` (read when records arrive).
+@dataclasses.dataclass(frozen=True, slots=True)
+class Chunk:
+    """Records of one partition of one topic, in offset order, as the fast delivery hands them
+    to an agent: aiokafka ``ConsumerRecord`` objects (``partition``, ``offset``, ``timestamp``
+    in ms, ``value``)."""
 
-    Why: Faust delivers every message on its own (a task and a queue hand-over per message, then
-    a stream and a ``take`` buffer), about 130 µs per message here: more than the engine spends on
-    it. This consumer keeps everything else of Faust (the group, the co-partitioning assignor,
-    rebalances and their hooks, pausing, seeking, the flow control) and replaces only its drain
-    loop (``Consumer._drain_messages``), with the same checks per chunk that Faust makes per
-    message: flow active, same generation, partition active, offset not already read. The topics
-    are subscribed through ``app.topics`` rather than agents. Written against faust-streaming
-    0.15.3 (pinned with aiokafka in pyproject.toml).
-    """
-    import faust
-    from faust.transport.drivers import aiokafka as driver
+    records: list[Any]
+    #: The consumer group generation they were fetched in (a rebalance makes them stale).
+    generation: int = 0
+    #: Their place among the chunks handed to this topic's agent (1, 2, ...).
+    number: int = 0
 
-    class ConsumerThread(driver.AIOKafkaConsumerThread):
-        def _create_worker_consumer(self, transport: Any) -> Any:
-            consumer = super()._create_worker_consumer(transport)
-            # Faust hard-codes 1500 ms. aiokafka keeps one fetch in flight per broker, and a
-            # fetch of only idle partitions (labels, mostly) waits this long on the broker:
-            # meanwhile ``events`` cannot be fetched, and the worker stalls (p50 latency 1.2 s).
-            consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS
-            return consumer
 
-    class BatchingConsumer(driver.Consumer):
-        def _new_consumer_thread(self) -> Any:
-            return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+class ChunkFeed:
+    """One topic's bounded channel between the fast delivery and the topic's agent, and what the
+    agent has done of what was handed over (so that a stopping worker can wait for it)."""
 
-        async def _drain_messages(self, fetcher: Any) -> None:
-            app = self.app
-            read_offset = self._read_offset
-            consumer_stopped, fetcher_stopped = self._stopped.is_set, fetcher._stopped.is_set
+    def __init__(self, app: faust.App, chunk_size: int, maxsize: int = FEED_CHUNKS_MAX) -> None:
+        self.app = app
+        self.chunk_size = chunk_size
+        self.channel: faust.ChannelT[Chunk] = app.channel(maxsize=maxsize)
+        self._last: Chunk | None = None  # the last chunk handed over
+        self._finished = 0  # the number of the last chunk the agent is done with
+        self._handing = False
+
+    async def hand_over(self, records: list[Any]) -> None:
+        """Into the channel (waits while it is full)."""
+        number = self._last.number + 1 if self._last is not None else 1
+        chunk = self._last = Chunk(records, self.app.consumer_generation_id, number)
+        self._handing = True
+        try:
+            await self.channel.send(value=chunk)
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise
+            # Not us: a rebalance emptied the agents' queues while this chunk waited for room
+            # (Faust cancels the waiting puts). Dropped with them; fetched again after the seek.
+        finally:
+            self._handing = False
+
+    def current(self, chunk: Chunk) -> bool:
+        """No rebalance came since ``chunk`` was handed over (Faust's own check per message)."""
+        return (
+            chunk.generation == self.app.consumer_generation_id
+            and self.app.flow_control.is_active()
+        )
+
+    def finish(self, chunk: Chunk) -> None:
+        """The agent is done with ``chunk`` (processed or skipped)."""
+        self._finished = max(self._finished, chunk.number)
+
+    def settled(self) -> bool:
+        """Nothing handed over waits or is in progress (a stale chunk never will be processed)."""
+        last = self._last
+        return not self._handing and (
+            last is None or self._finished >= last.number or not self.current(last)
+        )
+
+
+async def drain(feeds: Iterable[ChunkFeed], timeout: float = DRAIN_TIMEOUT_S) -> bool:
+    """Wait until the agents of ``feeds`` are done with every chunk handed to them (False: still
+    not after ``timeout`` seconds)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not all(feed.settled() for feed in feeds):
+        if loop.time() > deadline:
+            return False
+        await asyncio.sleep(0.005)
+    return True
+
+
+class RecordHandlers(Protocol):
+    """What the agents hand their chunks to (:class:`stream.worker.Worker`)."""
+
+    async def handle_events(self, records: Sequence[Record]) -> None: ...
+
+    async def handle_labels(self, records: Sequence[Record]) -> None: ...
+
+
+def to_records(consumed: list[Any]) -> list[Record]:
+    """The engine's records from aiokafka's: timestamps in ms (0 and None: none), values None for
+    tombstones (the engine dead-letters TOMBSTONE as ``tombstone``; an empty value stays
+    ``not_json``)."""
+    from learners.events import TOMBSTONE
+    from stream.label_order import Record
+
+    return [
+        Record(
+            r.partition,
+            r.offset,
+            r.timestamp or None,
+            r.value if r.value is not None else TOMBSTONE,
+        )
+        for r in consumed
+    ]
+
+
+def declare_agents(
+    app: faust.App, worker: RecordHandlers, events: ChunkFeed, labels: ChunkFeed
+) -> tuple[faust.types.AgentT, faust.types.AgentT]:
+    """The ``@app.agent`` functions that consume ``events`` and ``labels``: each takes its topic's
+    chunks in the order they were handed over, and hands each one to ``worker``. They yield every
+    chunk once it is done (what ``agent.test_context()`` records)."""
+
+    # The worker turns bad records into dead letters: an exception is a bug, and going on would
+    # skip the chunk's records. Faust's CrashingSupervisor stops the worker instead (nothing was
+    # committed: a restart takes over afresh); Faust's default would restart the agent.
+    from mode import CrashingSupervisor
+
+    @app.agent(events.channel, name="driftline-events", supervisor_strategy=CrashingSupervisor)
+    async def consume_events(chunks: faust.StreamT[Chunk]) -> AsyncIterator[Chunk]:
+        """Events of the owned partitions, a chunk at a time, into the worker."""
+        async for chunk in chunks:
             try:
-                while not (consumer_stopped() or fetcher_stopped()):
-                    self.diag.set_flag("FETCHING")
-                    records, active = await self._wait_next_records(timeout=1.0)
-                    await asyncio.sleep(0)  # (as Faust's loop: let others run between fetches)
-                    if not records or self.should_stop:
-                        continue
-                    if not self.flow_active:
-                        # As Faust does with a fetch that arrives while the flow is stopped.
-                        try:
-                            await self.perform_seek()
-                        except Exception as exc:
-                            self.log.warning(f"exception performing seek: {exc!r}")
-                        continue
-                    generation = app.consumer_generation_id
-                    for tp, batch in records.items():
-                        chunk_size, handler = handlers[tp.topic]
-                        if active is not None and not (
-                            tp in active or tp in self._buffered_partitions
-                        ):
-                            continue
-                        app.monitor.track_tp_end_offset(tp, self.highwater(tp))
-                        for start in range(0, len(batch), chunk_size):
-                            if not self.flow_active or app.consumer_generation_id != generation:
-                                break  # a rebalance: Faust drops the rest of the fetch too
-                            chunk = batch[start : start + chunk_size]
-                            seen = read_offset[tp]
-                            if seen is not None and chunk[0].offset < seen:
-                                chunk = [r for r in chunk if r.offset >= seen]
-                                if not chunk:
-                                    continue
-                            # Shielded: stopping the fetcher (shutdown) must not cut a chunk in
-                            # half; the worker's final snapshot waits for it instead.
-                            await asyncio.shield(handler(chunk))
-                            read_offset[tp] = chunk[-1].offset
-                    self.diag.unset_flag("FETCHING")
-            except self.consumer_stopped_errors:
-                if app.should_stop:
-                    self.log.info("Broker stopped consumer, shutting down...")
-                    return
-                raise
-            except asyncio.CancelledError:
-                if app.should_stop:
-                    self.log.info("Consumer shutting down for user cancel.")
-                    return
-                raise
-            except Exception as exc:
-                self.log.exception("Drain messages raised: %r", exc)
-                raise
+                if events.current(chunk):
+                    # Shielded: cancelling the agent must not cut a chunk in half.
+                    await asyncio.shield(worker.handle_events(to_records(chunk.records)))
             finally:
-                self.diag.unset_flag("FETCHING")
+                events.finish(chunk)
+            yield chunk
 
-    class BatchingTransport(driver.Transport):
-        Consumer = BatchingConsumer
+    @app.agent(labels.channel, name="driftline-labels", supervisor_strategy=CrashingSupervisor)
+    async def consume_labels(chunks: faust.StreamT[Chunk]) -> AsyncIterator[Chunk]:
+        """Late labels of the owned partitions, a chunk at a time, into the worker."""
+        async for chunk in chunks:
+            try:
+                if labels.current(chunk):
+                    await asyncio.shield(worker.handle_labels(to_records(chunk.records)))
+            finally:
+                labels.finish(chunk)
+            yield chunk
 
-    class BatchingApp(faust.App):
-        def _new_transport(self) -> Any:
-            return BatchingTransport(self.conf.broker_consumer, self)
-
-    return BatchingApp(app_id, **options)
+    return consume_events, consume_labels
 
 
 def build_app(settings: Settings, snapshot_key: bytes) -> tuple[faust.App, Worker]:
     """The Faust app with its record handlers, rebalance hooks, timer and ``/health`` page."""
     from faust.types import TP
 
-    from learners.events import TOMBSTONE
-    from stream.label_order import Record
+    from stream.faust_internals import (
+        HandOver,
+        aiokafka_producer,
+        default_partition,
+        fast_delivery_app,
+        last_fetch_ms,
+    )
     from stream.metrics import WorkerMetrics
     from stream.publisher import Publisher
     from stream.recovery import read_snapshots
@@ -209,10 +257,20 @@ def build_app(settings: Settings, snapshot_key: bytes) -> tuple[faust.App, Worke
 
     kafka = settings.kafka
     names = kafka.topics
-    handlers: dict[str, tuple[int, BatchHandler]] = {}  # filled in below, once the worker exists
-    app = batching_app(
+    # Filled in below, once the app exists: {topic: (chunk size, hand-over)} and their feeds.
+    handovers: dict[str, tuple[int, HandOver]] = {}
+    feeds: list[ChunkFeed] = []
+
+    async def before_stop() -> None:
+        # Before Faust stops the consumer (which empties the agents' queues): the agents finish
+        # every chunk handed to them, so the final snapshots (on_before_shutdown) cover them.
+        if not await drain(feeds):
+            log.warning("stopping with chunks not processed after %.0f s", DRAIN_TIMEOUT_S)
+
+    app = fast_delivery_app(
         settings.service.app_id,
-        handlers,
+        handovers,
+        before_stop,
         broker=[f"kafka://{host.strip()}" for host in kafka.bootstrap.split(",")],
         broker_credentials=faust_credentials(normalized_client(kafka.client)),
         key_serializer="raw",
@@ -235,7 +293,7 @@ def build_app(settings: Settings, snapshot_key: bytes) -> tuple[faust.App, Worke
         autodiscover=False,
     )
     # acks=False: Faust tracks no offsets of ours and commits none; the snapshots hold them.
-    # Subscribed here (no agents: batching_app delivers their records).
+    # Subscribed here: the agents read channels that the fast delivery fills from these topics.
     for name in (names.events, names.labels):
         app.topics.add(
             app.topic(
@@ -251,14 +309,14 @@ def build_app(settings: Settings, snapshot_key: bytes) -> tuple[faust.App, Worke
     ) -> list[tuple[Any, list[tuple[bytes | None, bytes]]]]:
         # aiokafka's batch API under Faust's producer: each record lands on the partition that
         # send() would choose (the same partitioner), in batches of the producer's batch size.
-        producer = app.producer._ensure_producer()  # type: ignore[attr-defined]
+        producer = aiokafka_producer(app)
         partitions = await producer.partitions_for(topic)
         by_partition: dict[int, list[tuple[bytes | None, bytes]]] = {}
         if len(partitions) == 1:
             by_partition[next(iter(partitions))] = records
         else:
             for key, value in records:
-                p = producer._partition(topic, None, None, None, key, value)
+                p = default_partition(producer, topic, key, value)
                 by_partition.setdefault(p, []).append((key, value))
         handed = []
         members: list[tuple[bytes | None, bytes]]
@@ -284,13 +342,7 @@ def build_app(settings: Settings, snapshot_key: bytes) -> tuple[faust.App, Worke
             return None
 
     def fetched_at(topic: str, partition: int) -> float | None:
-        # When aiokafka last updated the partition's highwater from a fetch (ms, wall clock).
-        try:
-            consumer = app.consumer._thread._ensure_consumer()  # type: ignore[attr-defined]
-            at = consumer.last_poll_timestamp(TP(topic, partition))
-        except Exception:  # not assigned (any more), or nothing fetched yet
-            return None
-        return None if at is None else float(at)
+        return last_fetch_ms(app, TP(topic, partition))
 
     def flow(topic: str, partition: int, on: bool) -> None:
         # Faust's own pause: records of a paused partition stay in the fetcher's buffer.
@@ -308,30 +360,15 @@ def build_app(settings: Settings, snapshot_key: bytes) -> tuple[faust.App, Worke
         fetched_at,
     )
 
-    def records(consumed: list[Any]) -> list[Record]:
-        # aiokafka records: timestamps in ms (0 and None: none), values None for tombstones: the
-        # engine dead-letters TOMBSTONE as `tombstone` (an empty value stays `not_json`).
-        return [
-            Record(
-                r.partition,
-                r.offset,
-                r.timestamp or None,
-                r.value if r.value is not None else TOMBSTONE,
-            )
-            for r in consumed
-        ]
-
-    async def process_events(consumed: list[Any]) -> None:
-        await worker.handle_events(records(consumed))
-
-    async def process_labels(consumed: list[Any]) -> None:
-        await worker.handle_labels(records(consumed))
-
     # Micro-batch mode: one engine batch per chunk. Per-record mode hands over up to CHUNK_MAX
     # records at a time too (fewer hand-overs), and the engine still sees them one at a time.
     batch_size = settings.engine.batch_size
-    handlers[names.events] = (batch_size if batch_size > 1 else CHUNK_MAX, process_events)
-    handlers[names.labels] = (LABELS_CHUNK_MAX, process_labels)
+    events = ChunkFeed(app, batch_size if batch_size > 1 else CHUNK_MAX)
+    labels = ChunkFeed(app, LABELS_CHUNK_MAX)
+    feeds.extend((events, labels))
+    for name, feed in ((names.events, events), (names.labels, labels)):
+        handovers[name] = (feed.chunk_size, feed.hand_over)
+    declare_agents(app, worker, events, labels)
 
     @app.timer(TICK_S, name="driftline-tick")
     async def tick() -> None:
@@ -404,9 +441,15 @@ def serve(settings: Settings, snapshot_key: bytes, *, loglevel: str = "info") ->
     """Create missing topics, start the metrics server, run the worker until stopped."""
     import faust
 
+    from stream.faust_internals import UntestedVersionError, check_versions
     from stream.log_filters import install_client_noise_filter, install_startup_noise_filter
     from stream.topics import TopicError, ensure_topics
 
+    try:
+        check_versions()
+    except UntestedVersionError as exc:
+        print(f"driftline serve: {exc}", file=sys.stderr)
+        return 1
     try:
         ensure_topics(settings)
     except TopicError as exc:
@@ -447,8 +490,9 @@ def serve(settings: Settings, snapshot_key: bytes, *, loglevel: str = "info") ->
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from learners.snapshot import KEY_ENV, KEY_FILE_ENV, SnapshotError, load_key
+    from learners.snapshot import SnapshotError
     from stream.cli import UsageError
+    from stream.keys import KEY_ENV, KEY_FILE_ENV, load_key
     from stream.settings import load_settings
 
     settings = load_settings(getattr(args, "config", None))

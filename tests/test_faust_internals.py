@@ -1,0 +1,207 @@
+"""What stream/faust_internals.py relies on in faust-streaming and aiokafka, pinned.
+
+Each private name it uses exists, with the signature it calls, on the installed versions; the
+versions are the tested ones (and the pins of pyproject.toml); ``driftline serve`` refuses others;
+the worker's consumer gets Faust's co-partitioning assignor and the short fetch wait.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import tomllib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import aiokafka
+import faust
+import pytest
+from faust.assignor import PartitionAssignor
+from faust.transport import consumer as faust_consumer
+from faust.transport.drivers import aiokafka as driver
+
+from stream import faust_internals
+from stream.faust_internals import (
+    FETCH_MAX_WAIT_MS,
+    TESTED_VERSIONS,
+    UntestedVersionError,
+    check_versions,
+    fast_delivery_app,
+    worker_consumer_settings,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def parameters(function: Callable[..., Any]) -> list[str]:
+    return list(inspect.signature(function).parameters)
+
+
+def test_tested_versions_are_the_pins_of_pyproject_and_the_installed_ones() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    pins = dict(d.split("==") for d in project["dependencies"] if "==" in d)
+    assert {name: pins[name] for name in TESTED_VERSIONS} == TESTED_VERSIONS
+    assert faust_internals.installed_versions() == TESTED_VERSIONS
+    check_versions()  # the installed ones: no error
+
+
+def test_an_untested_version_is_refused_with_the_tested_ones_named() -> None:
+    with pytest.raises(UntestedVersionError) as refused:
+        check_versions({"faust-streaming": "0.15.3", "aiokafka": "0.15.0"})
+    message = str(refused.value)
+    assert "tested with faust-streaming 0.15.3 and aiokafka 0.14.0" in message
+    assert "aiokafka 0.15.0 is installed" in message
+    with pytest.raises(UntestedVersionError, match=r"faust-streaming \(none\), aiokafka 1.0 are"):
+        check_versions({"faust-streaming": None, "aiokafka": "1.0"})
+
+
+def test_serve_refuses_to_start_on_untested_versions(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from stream.app import serve
+    from stream.settings import load_settings
+
+    monkeypatch.setattr(
+        faust_internals,
+        "installed_versions",
+        lambda: {"faust-streaming": "0.16.0", "aiokafka": "0.14.0"},
+    )
+    # Refused before anything else: no broker is needed to see it.
+    assert serve(load_settings(environ={}), b"k" * 32) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("driftline serve: the live worker is tested with faust-streaming 0.15.3")
+    assert "faust-streaming 0.16.0 is installed" in err
+
+
+def test_the_private_names_of_faust_exist_with_the_signatures_used() -> None:
+    # The drain loop that fast_delivery_app replaces, and what it calls.
+    assert inspect.iscoroutinefunction(faust_consumer.Consumer._drain_messages)
+    assert parameters(faust_consumer.Consumer._drain_messages) == ["self", "fetcher"]
+    assert inspect.iscoroutinefunction(faust_consumer.Consumer._wait_next_records)
+    assert parameters(faust_consumer.Consumer._wait_next_records) == ["self", "timeout"]
+    assert inspect.iscoroutinefunction(faust_consumer.Consumer.perform_seek)
+    init = inspect.getsource(faust_consumer.Consumer.__init__)
+    assert "self._read_offset = defaultdict(lambda: None)" in init
+    assert "self._buffered_partitions = set()" in init
+    # How the app gets its consumer: App._new_transport -> Transport.Consumer ->
+    # Consumer._new_consumer_thread -> AIOKafkaConsumerThread._create_worker_consumer.
+    assert parameters(faust.App._new_transport) == ["self"]
+    assert driver.Transport.Consumer is driver.Consumer
+    assert parameters(driver.Consumer._new_consumer_thread) == ["self"]
+    assert parameters(driver.AIOKafkaConsumerThread._create_worker_consumer) == [
+        "self",
+        "transport",
+    ]
+    assert "fetch_max_wait_ms=1500" in inspect.getsource(
+        driver.AIOKafkaConsumerThread._create_worker_consumer
+    )
+    assert parameters(driver.AIOKafkaConsumerThread._ensure_consumer) == ["self"]
+    assert parameters(driver.Producer._ensure_producer) == ["self"]
+    # Faust's stream skips a message of another generation or while the flow is suspended
+    # (ChunkFeed.current makes the same check per chunk).
+    aiter_source = inspect.getsource(faust.Stream._py_aiter)
+    assert "message.generation_id != self.app.consumer_generation_id" in aiter_source
+    assert "not self.app.flow_control.is_active()" in aiter_source
+    # ... and its app stops the consumer (emptying the agents' queues) first thing in on_stop.
+    on_stop = inspect.getsource(faust.App.on_stop)
+    assert on_stop.index("_stop_consumer") < on_stop.index("on_before_shutdown")
+
+
+def test_the_private_names_of_aiokafka_exist_with_the_signatures_used() -> None:
+    assert parameters(aiokafka.AIOKafkaProducer._partition) == [
+        "self",
+        "topic",
+        "partition",
+        "key",
+        "value",
+        "serialized_key",
+        "serialized_value",
+    ]
+    assert parameters(aiokafka.AIOKafkaConsumer.last_poll_timestamp) == ["self", "partition"]
+    init = inspect.getsource(aiokafka.AIOKafkaConsumer.__init__)
+    assert "self._fetch_max_wait_ms = fetch_max_wait_ms" in init
+    assert "self._partition_assignment_strategy = partition_assignment_strategy" in init
+    # ... and they are read when the consumer starts, not only in __init__.
+    consumer_source = inspect.getsource(aiokafka.AIOKafkaConsumer)
+    assert "assignors=self._partition_assignment_strategy" in consumer_source
+    assert "self._fetch_max_wait_ms" in inspect.getsource(aiokafka.AIOKafkaConsumer.start)
+
+
+def test_the_default_partitioner_is_the_one_send_uses() -> None:
+    from aiokafka.partitioner import DefaultPartitioner
+
+    async def run() -> list[int]:
+        producer = aiokafka.AIOKafkaProducer(bootstrap_servers="127.0.0.1:1")
+        # A 4-partition topic's metadata, without a broker.
+        metadata: Any = producer._metadata
+        metadata.partitions_for_topic = metadata.available_partitions_for_topic = lambda t: {
+            0,
+            1,
+            2,
+            3,
+        }
+        try:
+            return [
+                faust_internals.default_partition(producer, "t", b"key-%d" % i, b"v")
+                for i in range(20)
+            ]
+        finally:
+            await producer.stop()
+
+    partitions = asyncio.run(run())
+    assert len(set(partitions)) > 1
+    # aiokafka's default partitioner: murmur2 of the key, as the Java client.
+    assert partitions == [
+        DefaultPartitioner()(b"key-%d" % i, [0, 1, 2, 3], [0, 1, 2, 3]) for i in range(20)
+    ]
+
+
+def close_consumer_thread_loop(app: faust.App) -> None:
+    # Built (by app.consumer) but never started: its thread's event loop is not closed for us.
+    app.consumer._thread.thread_loop.close()  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("standby_replicas", [0, 1])
+def test_the_worker_consumer_gets_faust_co_partitioning_assignor(standby_replicas: int) -> None:
+    """Whatever table_standby_replicas says (Faust's driver picks aiokafka's round robin when it
+    is 0 and there is no table): partition p of events and labels go to one worker."""
+
+    async def run() -> tuple[faust.App, dict[str, Any]]:
+        async def nothing() -> None: ...
+
+        app = fast_delivery_app(
+            "t-internals-assignor",
+            {},
+            nothing,
+            broker="kafka://127.0.0.1:1",
+            autodiscover=False,
+            table_standby_replicas=standby_replicas,
+        )
+        try:
+            return app, await worker_consumer_settings(app)
+        finally:
+            close_consumer_thread_loop(app)
+
+    app, created = asyncio.run(run())
+    assert created["assignors"] == [app.assignor]
+    assert isinstance(app.assignor, PartitionAssignor)
+    assert created["fetch_max_wait_ms"] == FETCH_MAX_WAIT_MS
+
+
+def test_driftline_serve_app_uses_the_co_partitioning_assignor() -> None:
+    from stream.app import build_app
+    from stream.settings import load_settings
+
+    async def run() -> tuple[faust.App, dict[str, Any]]:
+        app, _ = build_app(
+            load_settings(environ={"DRIFTLINE_KAFKA__BOOTSTRAP": "127.0.0.1:1"}), b"k" * 32
+        )
+        try:
+            return app, await worker_consumer_settings(app)
+        finally:
+            close_consumer_thread_loop(app)
+
+    app, created = asyncio.run(run())
+    assert [type(a) for a in created["assignors"]] == [PartitionAssignor]
+    assert {"driftline-events", "driftline-labels"} <= set(app.agents)
