@@ -8,14 +8,12 @@ handling each fit on a screen); it holds no state of its own.
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from detectors import IncidentTracker, PredictionMonitors
 from learners.config import LearningConfig
+from learners.outputs import Outputs
 from learners.slot import ModelSlot
-
-if TYPE_CHECKING:
-    from learners.engine import Outputs
 
 
 def signal_family(signal: str) -> str:

@@ -130,3 +130,27 @@ class FeatureEncoder:
             "string_values": {name: len(v) for name, v in sorted(self.values.items())},
             "overflowed": sorted(self.overflowed),
         }
+
+
+def encode_features(x: dict[str, Any]) -> dict[str, Any]:
+    """Model input: strings one-hot (``"color=red": 1``), booleans 0/1, numbers as they are.
+
+    Stateless and unbounded, for a model outside the engine; the engine encodes with its
+    :class:`~learners.encoding.FeatureEncoder`, which caps the inputs an event stream can create.
+
+    >>> encode_features({"n": 2.0, "color": "red", "on": True})
+    {'n': 2.0, 'color=red': 1, 'on': 1}
+    """
+    for value in x.values():
+        kind = type(value)
+        if kind is str or kind is bool:
+            break
+    else:
+        return x  # the common, all-numeric case: no copy
+    out: dict[str, Any] = {}
+    for name, value in x.items():
+        if type(value) is str:
+            out[f"{name}={value}"] = 1
+        else:
+            out[name] = int(value) if type(value) is bool else value
+    return out

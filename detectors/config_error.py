@@ -1,0 +1,6 @@
+"""The one error of every configuration check, from a detector's parameters (the lowest layer)
+up to the service settings: :mod:`learners.config` and :mod:`stream.settings` raise it too."""
+
+
+class ConfigError(ValueError):
+    """A setting that cannot work. The message starts with the dotted key."""
