@@ -22,19 +22,15 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 import pickle
 import zlib
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import orjson
 
 MAGIC = b"DLSNAP1\n"
 _MAC_LEN = 32
-KEY_ENV = "DRIFTLINE_SNAPSHOT_KEY"
-KEY_FILE_ENV = "DRIFTLINE_SNAPSHOT_KEY_FILE"
 MIN_KEY_BYTES = 32
 #: A key of fewer distinct bytes is refused (a hex key of 64 random digits has all 16, nearly
 #: always; below 12 is one chance in ~10^9).
@@ -48,32 +44,6 @@ MAKE_KEY = (
 
 class SnapshotError(Exception):
     """A snapshot that must not be loaded, or a missing/unsuitable key."""
-
-
-def load_key(key_file: str = "", environ: dict[str, str] | None = None) -> bytes | None:
-    """The signing key: ``$DRIFTLINE_SNAPSHOT_KEY``, else the file named by
-    ``$DRIFTLINE_SNAPSHOT_KEY_FILE`` or ``key_file``; ``None`` when none is configured.
-
-    Leading and trailing whitespace is stripped from both (a trailing newline is not key
-    material), then :func:`check_key` refuses a key without real entropy.
-    """
-    env = os.environ if environ is None else environ
-    raw: bytes | None = None
-    source = ""
-    if env.get(KEY_ENV):
-        raw, source = env[KEY_ENV].strip().encode(), f"${KEY_ENV}"
-    else:
-        path = env.get(KEY_FILE_ENV) or key_file
-        if path:
-            try:
-                raw = Path(path).read_bytes().strip()
-            except OSError as exc:
-                raise SnapshotError(f"cannot read the snapshot key file {path}: {exc}") from None
-            source = path
-    if raw is None:
-        return None
-    check_key(raw, source)
-    return raw
 
 
 def check_key(raw: bytes, source: str = "the key") -> None:
@@ -154,8 +124,10 @@ def verify(blob: bytes, key: bytes | None) -> dict[str, Any]:
 
 def _verified(blob: bytes, key: bytes | None) -> tuple[dict[str, Any], bytes]:
     if key is None:
+        # The driver loads the key (stream.keys): these are the names it reads.
         raise SnapshotError(
-            f"refused: no snapshot key configured (set ${KEY_ENV} or ${KEY_FILE_ENV})"
+            "refused: no snapshot key configured "
+            "(set $DRIFTLINE_SNAPSHOT_KEY or $DRIFTLINE_SNAPSHOT_KEY_FILE)"
         )
     mac, signed, header, body = _split(blob)
     if not hmac.compare_digest(mac, _mac(key, signed)):

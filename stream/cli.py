@@ -99,7 +99,8 @@ def _settings(args: argparse.Namespace) -> Any:
 
 
 def _snapshot_key(config: Any) -> bytes | None:
-    from learners.snapshot import SnapshotError, load_key
+    from learners.snapshot import SnapshotError
+    from stream.keys import load_key
 
     try:
         return load_key(config.snapshot.key_file if config else "")

@@ -13,10 +13,11 @@ from typing import Any
 import orjson
 import pytest
 
-from learners.snapshot import KEY_ENV, KEY_FILE_ENV, verify
+from learners.snapshot import verify
 from stream.backtest import run_backtest
 from stream.cli import main
 from stream.datasets import DATASETS, get_dataset
+from stream.keys import KEY_ENV, KEY_FILE_ENV
 from stream.settings import Settings, load_settings
 from stream.sources import Source, open_source
 

@@ -18,8 +18,8 @@ import orjson
 import pytest
 
 from learners.models import model_names
-from learners.snapshot import KEY_ENV
 from stream.cli import build_parser, main
+from stream.keys import KEY_ENV
 
 REPO = Path(__file__).resolve().parents[1]
 KEY = "a-test-key-that-is-long-enough-0123"

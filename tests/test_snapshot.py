@@ -16,17 +16,15 @@ from learners import snapshot as snapshot_module
 from learners.config import LearningConfig, from_mapping
 from learners.engine import Engine
 from learners.snapshot import (
-    KEY_ENV,
-    KEY_FILE_ENV,
     MAGIC,
     SnapshotError,
-    load_key,
     load_snapshot,
     read_header,
     sign_snapshot,
     verify,
 )
 from stream.datasets import get_dataset
+from stream.keys import KEY_ENV, KEY_FILE_ENV, load_key
 
 KEY = b"k" * 32
 OTHER_KEY = b"o" * 32

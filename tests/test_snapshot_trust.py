@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from learners.engine import Engine
-from learners.snapshot import KEY_ENV, KEY_FILE_ENV, SnapshotError, load_key, new_key
+from learners.snapshot import SnapshotError, new_key
+from stream.keys import KEY_ENV, KEY_FILE_ENV, load_key
 from stream.metrics import WorkerMetrics
 from stream.recovery import PartitionSnapshots, choose, restore_newest
 from stream.settings import Settings, load_settings
