@@ -33,7 +33,6 @@ from stream.kafka_clients import (
     BrokerUnreachable,
     add_bootstrap_argument,
     make_producer,
-    prepare_topics,
     reports_kafka_errors,
     settings_from_args,
     wrap,
@@ -41,6 +40,7 @@ from stream.kafka_clients import (
 from stream.label_order import record_time
 from stream.progress import Progress
 from stream.sources import add_source_arguments
+from stream.topics import prepare_topics
 
 if TYPE_CHECKING:
     from kafka import KafkaProducer
@@ -210,14 +210,17 @@ def send_all(
     """Produce ``items`` with a progress line and a final count; the command's exit status."""
     from kafka.errors import KafkaError
 
-    from stream.topics import TopicError
+    from stream.kafka_clients import TopicError
 
     try:
         prepare_topics(settings)
     except TopicError as exc:
         # Perhaps not allowed to create topics here: they may exist, else the send says so.
         print(f"driftline {label}: warning: {exc}", file=sys.stderr)
-    producer = make_producer(settings)
+    # With late labels, no lingering: a label then leaves before the events sent after it (a
+    # full batch of events would otherwise overtake a lingering batch of labels, and the worker
+    # could predict them before the label that precedes them reached the broker).
+    producer = make_producer(settings, **({"linger_ms": 0} if label_delay else {}))
     sender = EventSender(producer, settings, label_delay)
     progress = Progress(total, label)
     started = time.perf_counter()

@@ -138,7 +138,10 @@ def test_kill_9_with_late_labels_replays_identical_predictions(
     live_factory: Any, tmp_path: Path
 ) -> None:
     total = 12_000
-    live = live_factory(partitions=1, DRIFTLINE_SNAPSHOT__EVERY_EVENTS="1000")
+    # labels.max_idle_ms above its default: a loaded CI machine can hold a producer back longer.
+    live = live_factory(
+        partitions=1, DRIFTLINE_SNAPSHOT__EVERY_EVENTS="1000", DRIFTLINE_LABELS__MAX_IDLE_MS="300"
+    )
     predictions = live.reader(live.topics.predictions)
     worker = live.start("run-0")
     live.wait_assigned(worker, {0})
@@ -211,7 +214,9 @@ def test_a_takeover_with_late_labels_replays_identical_predictions(
     live_factory: Any, events_before_kill: int
 ) -> None:
     total = 12_000
-    live = live_factory(partitions=2, DRIFTLINE_SNAPSHOT__EVERY_EVENTS="500")
+    live = live_factory(
+        partitions=2, DRIFTLINE_SNAPSHOT__EVERY_EVENTS="500", DRIFTLINE_LABELS__MAX_IDLE_MS="300"
+    )
     predictions = live.reader(live.topics.predictions)
     one = live.start("one")
     live.wait_assigned(one, {0, 1})
