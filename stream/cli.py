@@ -397,9 +397,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands["config"] = cmd_config
 
-    from stream import alerts_cli, app, kafka_clients, predict_cli, produce, replay, snapshots_cli
+    from stream import alerts_cli, app, predict_cli, produce, replay, snapshots_cli, topics_cli
 
-    kafka_clients.register(sub, commands)
+    topics_cli.register(sub, commands)
     produce.register(sub, commands)
     replay.register(sub, commands)
     alerts_cli.register(sub, commands)

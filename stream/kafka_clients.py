@@ -8,9 +8,9 @@ accepted as ``security_protocol``). A broker that does not answer within a few s
 >>> BrokerUnreachable("127.0.0.1:9", "no answer within 5 s")
 BrokerUnreachable('cannot reach the Kafka broker at 127.0.0.1:9 (no answer within 5 s)')
 
-Topics are made by :func:`stream.topics.ensure_topics` (the one the worker uses too);
-:func:`prepare_topics` runs it for a command after a bounded check that the broker answers, and
-``driftline topics create|list`` reports what exists.
+Topics are made by :func:`stream.topics.ensure_topics` (the one the worker uses too; a command
+runs :func:`stream.topics.prepare_topics`, after a bounded check that the broker answers), and
+``driftline topics create|list`` (:mod:`stream.topics_cli`) reports what exists.
 """
 
 from __future__ import annotations
@@ -22,8 +22,7 @@ import socket
 import sys
 import textwrap
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from learners.config import ConfigError
@@ -59,14 +58,16 @@ def _known_options() -> dict[str, set[str]]:
     }
 
 
-def client_options(settings: Settings, kind: str) -> dict[str, Any]:
-    """The ``kafka.client`` passthrough that a ``kind`` (producer, consumer, admin) accepts.
+def client_options(settings: Settings, kind: str = "consumer") -> dict[str, Any]:
+    """kafka-python connection options for a ``kind`` of client (consumer, producer, admin): the
+    bootstrap servers, then the ``kafka.client`` passthrough that kind accepts. Every Kafka client
+    of the project is built from these (Faust's, from :func:`stream.topics.normalized_client`).
 
     A key no kafka-python client knows is a configuration error: silently dropping a security
     setting would surface later as a baffling connection failure.
     """
     known = _known_options()
-    options: dict[str, Any] = {}
+    options: dict[str, Any] = {"bootstrap_servers": settings.kafka.bootstrap.split(",")}
     for raw_name, value in settings.kafka.client.items():
         name = raw_name.replace(".", "_")
         if not any(name in names for names in known.values()):
@@ -80,12 +81,8 @@ def client_options(settings: Settings, kind: str) -> dict[str, Any]:
 
 
 def _base_config(settings: Settings, kind: str, client_id: str) -> dict[str, Any]:
-    config: dict[str, Any] = {
-        "bootstrap_servers": settings.kafka.bootstrap.split(","),
-        "client_id": client_id,
-        "bootstrap_timeout_ms": int(CONNECT_TIMEOUT_S * 1000),
-    }
-    config.update(client_options(settings, kind))
+    config = client_options(settings, kind)
+    config.update(client_id=client_id, bootstrap_timeout_ms=int(CONNECT_TIMEOUT_S * 1000))
     return config
 
 
@@ -182,81 +179,58 @@ def wait_for_broker(settings: Settings, wait_s: float) -> None:
             time.sleep(1.0)
 
 
-# --------------------------------------------------------------------------- topics
+class TopicError(Exception):
+    """Topics that cannot be created or used as configured."""
 
 
-@dataclass(frozen=True)
-class TopicStatus:
-    name: str
-    #: "created", "exists" or "missing"
-    status: str
-    partitions: int
-    expected_partitions: int
+def read_to_end(
+    consumer: KafkaConsumer, topic: str, on_record: Callable[[Any], Any], *, timeout_s: float
+) -> bool:
+    """Hand ``on_record`` every record of ``topic``, from the beginning of each partition up to
+    its end offset at the time of the call (in offset order per partition), through
+    ``consumer`` (assigned here: a consumer without a group). ``False`` when the topic does not
+    exist; ``TimeoutError`` when the end is not reached within ``timeout_s`` seconds."""
+    from kafka import TopicPartition
 
-
-def topic_statuses(settings: Settings, created: Sequence[str] = ()) -> list[TopicStatus]:
-    """Each driftline topic: whether it exists (or was just ``created``), its partitions."""
-    from stream.topics import topic_specs
-
-    specs = topic_specs(settings)
-    admin = make_admin(settings)
-    try:
-        counts: dict[str, int] = {}
-        for topic in admin.describe_topics([spec.name for spec in specs]):
-            if topic.get("error_code", 0) == 0 and topic.get("partitions"):
-                counts[topic["name"]] = len(topic["partitions"])
-    finally:
-        admin.close()
-
-    def status(name: str) -> str:
-        return "missing" if name not in counts else "created" if name in created else "exists"
-
-    return [
-        TopicStatus(spec.name, status(spec.name), counts.get(spec.name, 0), spec.partitions)
-        for spec in specs
-    ]
-
-
-def prepare_topics(settings: Settings, wait_s: float = 0.0) -> list[str]:
-    """Wait (at most ``wait_s``, at least one connect timeout) for the broker, then create the
-    missing topics; the names created. :class:`BrokerUnreachable` if the broker never answers,
-    :class:`stream.topics.TopicError` if the topics cannot be made or are not co-partitioned."""
-    from stream.topics import ensure_topics
-
-    wait_for_broker(settings, wait_s)
-    return ensure_topics(settings)
+    partitions = consumer.partitions_for_topic(topic)
+    if not partitions:
+        return False
+    assigned = [TopicPartition(topic, p) for p in sorted(partitions)]
+    consumer.assign(assigned)
+    consumer.seek_to_beginning(*assigned)
+    end = consumer.end_offsets(assigned)
+    deadline = time.monotonic() + timeout_s
+    # Positions, not record counts: a compacted topic has gaps in its offsets, and retention
+    # may have removed every record below the end.
+    remaining = {tp for tp in assigned if consumer.position(tp) < end[tp]}
+    while remaining:
+        if time.monotonic() > deadline:
+            raise TimeoutError(
+                f"could not read {topic} to its end within {timeout_s:g} s "
+                f"({len(remaining)} partitions left)"
+            )
+        for tp, batch in consumer.poll(timeout_ms=200).items():
+            for record in batch:
+                if record.offset < end[tp]:
+                    on_record(record)
+        remaining = {tp for tp in remaining if consumer.position(tp) < end[tp]}
+    return True
 
 
 def read_topic(settings: Settings, topic: str, *, timeout_s: float = 10.0) -> list[Any]:
     """Every record on ``topic`` from the beginning up to its end at the time of the call
     (kafka-python ``ConsumerRecord`` objects, in offset order per partition).
 
-    Raises :class:`stream.topics.TopicError` when the topic does not exist, or when the end is
-    not reached within ``timeout_s`` seconds.
+    Raises :class:`TopicError` when the topic does not exist, or when the end is not reached
+    within ``timeout_s`` seconds.
     """
-    from kafka import TopicPartition
-
-    from stream.topics import TopicError
-
     consumer = make_consumer(settings, client_id="driftline-reader")
     records: list[Any] = []
     try:
-        partitions = consumer.partitions_for_topic(topic)
-        if not partitions:
+        if not read_to_end(consumer, topic, records.append, timeout_s=timeout_s):
             raise TopicError(f"topic {topic} does not exist")
-        assigned = [TopicPartition(topic, p) for p in sorted(partitions)]
-        consumer.assign(assigned)
-        consumer.seek_to_beginning(*assigned)
-        end = consumer.end_offsets(assigned)
-        pending = {tp for tp in assigned if end[tp] > 0}
-        deadline = time.monotonic() + timeout_s
-        while pending:
-            if time.monotonic() >= deadline:
-                raise TopicError(f"reading {topic} took longer than {timeout_s:g} s")
-            for tp, batch in consumer.poll(timeout_ms=200).items():
-                records.extend(r for r in batch if r.offset < end[tp])
-            # Positions, not record counts: a compacted topic has gaps in its offsets.
-            pending = {tp for tp in pending if consumer.position(tp) < end[tp]}
+    except TimeoutError:
+        raise TopicError(f"reading {topic} took longer than {timeout_s:g} s") from None
     finally:
         consumer.close()
     return records
@@ -303,7 +277,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
 def reports_kafka_errors(
     command: Callable[[argparse.Namespace], int],
 ) -> Callable[[argparse.Namespace], int]:
-    """Turn :class:`BrokerUnreachable`, :class:`stream.topics.TopicError` and any other Kafka
+    """Turn :class:`BrokerUnreachable`, :class:`TopicError` and any other Kafka
     client error into one line on stderr and exit status 1 (a usage error: status 2, as
     :func:`stream.cli.main` does, also when that runs as ``python -m stream.cli``)."""
 
@@ -312,7 +286,6 @@ def reports_kafka_errors(
         from kafka.errors import KafkaError
 
         from stream.cli import UsageError
-        from stream.topics import TopicError
 
         try:
             return command(args)
@@ -326,55 +299,3 @@ def reports_kafka_errors(
         return 1
 
     return run
-
-
-@reports_kafka_errors
-def cmd_topics(args: argparse.Namespace) -> int:
-    settings = settings_from_args(args)
-    if args.partitions is not None:
-        kafka = dataclasses.replace(settings.kafka, partitions=args.partitions)
-        settings = dataclasses.replace(settings, kafka=kafka)
-    created: list[str] = []
-    if args.action == "create":
-        created = prepare_topics(settings, args.wait)
-    else:
-        wait_for_broker(settings, args.wait)
-    statuses = topic_statuses(settings, created)
-    for st in statuses:
-        line = f"{st.name:<24} {st.status:<8}"
-        if st.status != "missing":
-            line += f" {st.partitions} partitions"
-            if st.partitions != st.expected_partitions:
-                line += f" (the settings say {st.expected_partitions}; existing topics are kept)"
-        print(line)
-    if any(st.status == "missing" for st in statuses):
-        return 1
-    return 0
-
-
-def register(
-    sub: argparse._SubParsersAction, commands: dict[str, Callable[[argparse.Namespace], int]]
-) -> None:
-    p = sub.add_parser(
-        "topics",
-        help="create or list the driftline topics on the broker",
-        description="create: make the missing driftline topics with the configured partitions "
-        "and replication (model-snapshots compacted, 10 MiB messages); existing topics are left "
-        "alone. list: which exist, with their partition counts (exit 1 if one is missing).",
-    )
-    p.add_argument("action", choices=["create", "list"])
-    p.add_argument(
-        "--partitions",
-        type=int,
-        metavar="N",
-        help="partitions of each new topic (default: kafka.partitions, 1)",
-    )
-    add_bootstrap_argument(p)
-    p.add_argument(
-        "--wait",
-        type=float,
-        default=0.0,
-        metavar="S",
-        help="retry for up to S seconds until the broker answers (a broker still starting)",
-    )
-    commands["topics"] = cmd_topics

@@ -10,17 +10,17 @@ is *held*: never restarted from scratch silently.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from learners.engine import Engine
 from learners.snapshot import SnapshotError
+from stream.kafka_clients import client_options, read_to_end
 from stream.settings import Settings
 from stream.snapshot_floor import Floor, FloorError, FloorStore
 from stream.snapshot_records import Assembler, Refusal, SnapshotSet, rank, snapshot_key
-from stream.topics import SNAPSHOT_MAX_BYTES, client_options
+from stream.topics import SNAPSHOT_MAX_BYTES
 
 __all__ = ["choose", "rank", "read_snapshots", "restore_newest", "snapshot_key"]
 
@@ -172,7 +172,7 @@ def read_snapshots(
     many compaction has not removed yet), every refusal, and the committed floor. Blocking
     (kafka-python): run it in a thread. Raises ``TimeoutError``.
     """
-    from kafka import KafkaConsumer, TopicPartition
+    from kafka import KafkaConsumer
 
     wanted = set(partitions)
     if not wanted:
@@ -194,33 +194,19 @@ def read_snapshots(
         check_crcs=False,
         **client_options(settings),
     )
+
+    def add(record: Any) -> None:
+        reader.add(
+            record.key,
+            record.offset,
+            record.value,
+            record.headers,
+            record.partition,
+            record.timestamp,
+        )
+
     try:
-        numbers = consumer.partitions_for_topic(topic) or set()
-        tps = [TopicPartition(topic, n) for n in sorted(numbers)]
-        if tps:
-            consumer.assign(tps)
-            consumer.seek_to_beginning(*tps)
-            end = consumer.end_offsets(tps)
-            deadline = time.monotonic() + timeout_s
-            remaining = {tp for tp in tps if consumer.position(tp) < end[tp]}
-            while remaining:
-                if time.monotonic() > deadline:
-                    raise TimeoutError(
-                        f"could not read {topic} to its end within {timeout_s:.0f} s "
-                        f"({len(remaining)} partitions left)"
-                    )
-                for tp, records in consumer.poll(timeout_ms=200).items():
-                    for record in records:
-                        if record.offset < end[tp]:
-                            reader.add(
-                                record.key,
-                                record.offset,
-                                record.value,
-                                record.headers,
-                                record.partition,
-                                record.timestamp,
-                            )
-                remaining = {tp for tp in remaining if consumer.position(tp) < end[tp]}
+        read_to_end(consumer, topic, add, timeout_s=timeout_s)  # no topic yet: nothing to read
     finally:
         consumer.close()
     found = reader.finish()

@@ -102,7 +102,7 @@ class FloorStore:
         if self._consumer is None:
             from kafka import KafkaConsumer
 
-            from stream.topics import client_options
+            from stream.kafka_clients import client_options
 
             self._consumer = KafkaConsumer(
                 client_id=f"{self.app_id}-snapshot-floor",

@@ -211,7 +211,7 @@ def _file_command(args: argparse.Namespace, path: str, key: bytes | None) -> int
 @reports_kafka_errors
 def cmd_snapshots(args: argparse.Namespace) -> int:
     from stream.cli import UsageError, _snapshot_key
-    from stream.topics import TopicError
+    from stream.kafka_clients import TopicError
 
     if args.action == "keygen":
         from learners.snapshot import new_key

@@ -13,10 +13,17 @@ worker of the group a moment earlier); a partition count that breaks co-partitio
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from stream.settings import Settings
+from stream.kafka_clients import TopicError as TopicError  # raised here, defined with the clients
+from stream.kafka_clients import client_options, make_admin, wait_for_broker
+
+if TYPE_CHECKING:
+    # Only for annotations: stream.settings imports River, and `driftline --help` builds the
+    # topics command's parser without it.
+    from stream.settings import Settings
 
 log = logging.getLogger("driftline.topics")
 
@@ -24,10 +31,6 @@ log = logging.getLogger("driftline.topics")
 SNAPSHOT_MAX_BYTES = 10 * 1024 * 1024
 SNAPSHOT_SEGMENT_MS = 60 * 60 * 1000
 TOPIC_EXISTS = 36  # Kafka error code TOPIC_ALREADY_EXISTS
-
-
-class TopicError(Exception):
-    """Topics that cannot be created or used as configured."""
 
 
 @dataclass(frozen=True)
@@ -38,20 +41,10 @@ class TopicSpec:
     config: dict[str, str] = field(default_factory=dict)
 
 
-def client_options(settings: Settings, kind: str = "consumer") -> dict[str, Any]:
-    """kafka-python connection options for a ``kind`` of client (consumer, producer, admin):
-    bootstrap servers, then the ``kafka.client`` settings that kind accepts (one filter for the
-    whole project: :func:`stream.kafka_clients.client_options`)."""
-    from stream import kafka_clients
-
-    return {
-        "bootstrap_servers": settings.kafka.bootstrap.split(","),
-        **kafka_clients.client_options(settings, kind),
-    }
-
-
 def normalized_client(client: dict[str, Any]) -> dict[str, Any]:
-    """``kafka.client`` with dotted names as underscores (``sasl.mechanism`` -> ``sasl_mechanism``)."""
+    """``kafka.client`` with dotted names as underscores (``sasl.mechanism`` -> ``sasl_mechanism``),
+    unfiltered: for Faust's credentials (kafka-python clients use
+    :func:`stream.kafka_clients.client_options`)."""
     return {name.replace(".", "_"): value for name, value in client.items()}
 
 
@@ -144,3 +137,41 @@ def _check_copartitioned(admin: Any, settings: Settings) -> None:
             f"({counts.get(names.labels)} partitions) must have the same number of partitions: "
             "a label is joined on the partition of its event"
         )
+
+
+@dataclass(frozen=True)
+class TopicStatus:
+    name: str
+    #: "created", "exists" or "missing"
+    status: str
+    partitions: int
+    expected_partitions: int
+
+
+def topic_statuses(settings: Settings, created: Sequence[str] = ()) -> list[TopicStatus]:
+    """Each driftline topic: whether it exists (or was just ``created``), its partitions."""
+    specs = topic_specs(settings)
+    admin = make_admin(settings)
+    try:
+        counts: dict[str, int] = {}
+        for topic in admin.describe_topics([spec.name for spec in specs]):
+            if topic.get("error_code", 0) == 0 and topic.get("partitions"):
+                counts[topic["name"]] = len(topic["partitions"])
+    finally:
+        admin.close()
+
+    def status(name: str) -> str:
+        return "missing" if name not in counts else "created" if name in created else "exists"
+
+    return [
+        TopicStatus(spec.name, status(spec.name), counts.get(spec.name, 0), spec.partitions)
+        for spec in specs
+    ]
+
+
+def prepare_topics(settings: Settings, wait_s: float = 0.0) -> list[str]:
+    """Wait (at most ``wait_s``, at least one connect timeout) for the broker, then create the
+    missing topics; the names created. :class:`BrokerUnreachable` if the broker never answers,
+    :class:`TopicError` if the topics cannot be made or are not co-partitioned."""
+    wait_for_broker(settings, wait_s)
+    return ensure_topics(settings)
