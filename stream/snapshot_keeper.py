@@ -14,16 +14,17 @@ import logging
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from learners.engine import Engine
-from stream.publisher import OutputTooLarge, encode
+from stream.publisher import OutputTooLarge, Publisher, encode
 from stream.recovery import as_snapshots, restore_newest
 from stream.snapshot_floor import Floor, FloorStore
 from stream.snapshot_records import Refusal, chunk_records, snapshot_key
 
 if TYPE_CHECKING:
-    from stream.worker import Worker
+    from stream.metrics import WorkerMetrics
+    from stream.settings import Settings, TopicsConfig
 
 log = logging.getLogger("driftline.worker")
 
@@ -37,10 +38,23 @@ def what_to_do(partition: int) -> str:
     )
 
 
+class KeeperHost(Protocol):
+    """What the keeper uses of its worker (:class:`stream.worker.Worker`)."""
+
+    settings: Settings
+    app_id: str
+    topics: TopicsConfig
+    key: bytes
+    publisher: Publisher
+    metrics: WorkerMetrics
+    #: partition -> (watermark, label watermark) of the snapshot on the topic
+    _published: dict[int, tuple[int, int]]
+
+
 class SnapshotKeeper:
     """Recovery and publication of one worker's snapshots."""
 
-    def __init__(self, worker: Worker) -> None:
+    def __init__(self, worker: KeeperHost) -> None:
         self.worker = worker
         self.floors: dict[int, int] = {}  # the highest sequence restored or published here
         self.held: dict[int, str] = {}  # partition -> why
