@@ -302,6 +302,9 @@ class EngineConfig:
     #: Distinct model inputs in all (feature names, admitted string values, overflow buckets);
     #: past it a new string value overflows and a new feature name is left out (features_dropped).
     max_inputs: int = 10_000
+    #: Distinct classes a classifier learns; a label of a new class past it is a dead letter
+    #: (too_many_classes): every class costs weights and counts in the model and the fallback.
+    max_classes: int = 1000
 
     def __post_init__(self) -> None:
         _check(self.batch_size >= 1, "engine.batch_size", f"must be >= 1, got {self.batch_size}")
@@ -323,6 +326,7 @@ class EngineConfig:
         _check(self.max_abs_value > 0, "engine.max_abs_value", "must be > 0")
         _check(self.max_string_values >= 1, "engine.max_string_values", "must be >= 1")
         _check(self.max_inputs >= 1, "engine.max_inputs", "must be >= 1")
+        _check(self.max_classes >= 2, "engine.max_classes", "must be >= 2")
 
 
 @dataclass(frozen=True)

@@ -81,11 +81,16 @@ class EventSteps(AlertActions, Checkpoints):
         window = self.config.engine.rolling_window
         self.rolling = utils.Rolling(METRIC_CLASSES[name], window_size=window) if window else None
 
+    #: The classes seen so far (classification; a class default: older snapshots lack it).
+    classes: frozenset = frozenset()
+
     def _check_label(self, y: Any) -> None:
         if self.task is None:
             task, why = infer_task(y)
             self._set_task(task, y)
             self.task_reason = f"inferred from {why}"
+            if task == "classification":
+                self.classes = frozenset((y,))
             return
         kind = type(y)  # exact types: validation already allowed only bool, int, float, str
         if self.binary is None and self.task == "classification" and kind is not float:
@@ -99,6 +104,15 @@ class EventSteps(AlertActions, Checkpoints):
             )
         elif self.binary and kind is not bool:
             raise InvalidRecord("bad_label", f"this model was built for boolean labels, got {y!r}")
+        elif y not in self.classes:
+            limit = self.config.engine.max_classes
+            if len(self.classes) >= limit:
+                raise InvalidRecord(
+                    "too_many_classes",
+                    f"label {y!r} would be class {len(self.classes) + 1:,}: this model learns at "
+                    f"most engine.max_classes = {limit:,} (memory stays bounded)",
+                )
+            self.classes = self.classes | {y}
 
     def _slot(self, key: Any) -> ModelSlot | None:
         if self.task is None or self.binary is None:

@@ -980,3 +980,12 @@ def test_unknown_custom_model_fails_at_the_first_label_with_a_config_error() -> 
     engine = Engine(make_config(model={"name": f"{SELF}:NoSuchFactory"}))
     with pytest.raises(ConfigError, match=r"^model\.name: .* has no callable 'NoSuchFactory'"):
         engine.process({"id": 1, "x": {"a": 1.0}, "y": True}, 0)
+
+
+def test_classes_are_bounded_and_a_new_one_past_the_bound_is_a_dead_letter() -> None:
+    engine = Engine(make_config(engine={"max_classes": 3}))
+    for i, y in enumerate(["a", "b", "c", "d", "a"]):
+        engine.process({"id": i, "x": {"v": float(i)}, "y": y}, i)
+    out = engine.outputs.drain()
+    assert [d["reason"] for d in out.dead_letters] == ["too_many_classes"]
+    assert engine.classes == {"a", "b", "c"} and engine.counters["learned"] == 4
