@@ -124,12 +124,25 @@ class ChunkFeed:
         self.chunk_size = chunk_size
         self.channel: faust.ChannelT[Chunk] = app.channel(maxsize=maxsize)
         self._last: Chunk | None = None  # the last chunk handed over
+        self._started = 0  # the number of the last chunk the agent has taken
         self._finished = 0  # the number of the last chunk the agent is done with
         self._handing = False
 
     async def hand_over(self, records: list[Any]) -> None:
-        """Into the channel (waits while it is full)."""
-        number = self._last.number + 1 if self._last is not None else 1
+        """Into the channel (waits while it is full). Records of the partition of a chunk still
+        waiting in the channel join it while it has room: a worker that is behind takes larger
+        chunks (fewer, larger publishes), as when it read a whole fetch at a time."""
+        last = self._last
+        if (
+            last is not None
+            and last.number > self._started
+            and len(last.records) + len(records) <= self.chunk_size
+            and last.records[-1].partition == records[0].partition
+            and self.current(last)
+        ):
+            last.records.extend(records)
+            return
+        number = last.number + 1 if last is not None else 1
         chunk = self._last = Chunk(records, self.app.consumer_generation_id, number)
         self._handing = True
         try:
@@ -149,6 +162,11 @@ class ChunkFeed:
             chunk.generation == self.app.consumer_generation_id
             and self.app.flow_control.is_active()
         )
+
+    def start(self, chunk: Chunk) -> list[Any]:
+        """The agent takes ``chunk``: its records (no more join it)."""
+        self._started = max(self._started, chunk.number)
+        return chunk.records
 
     def finish(self, chunk: Chunk) -> None:
         """The agent is done with ``chunk`` (processed or skipped)."""
@@ -217,9 +235,10 @@ def declare_agents(
         """Events of the owned partitions, a chunk at a time, into the worker."""
         async for chunk in chunks:
             try:
+                records = to_records(events.start(chunk))
                 if events.current(chunk):
                     # Shielded: cancelling the agent must not cut a chunk in half.
-                    await asyncio.shield(worker.handle_events(to_records(chunk.records)))
+                    await asyncio.shield(worker.handle_events(records))
             finally:
                 events.finish(chunk)
             yield chunk
@@ -229,8 +248,9 @@ def declare_agents(
         """Late labels of the owned partitions, a chunk at a time, into the worker."""
         async for chunk in chunks:
             try:
+                records = to_records(labels.start(chunk))
                 if labels.current(chunk):
-                    await asyncio.shield(worker.handle_labels(to_records(chunk.records)))
+                    await asyncio.shield(worker.handle_labels(records))
             finally:
                 labels.finish(chunk)
             yield chunk

@@ -79,10 +79,10 @@ def new_app(name: str) -> faust.App:
 
 
 def setup(
-    name: str, worker: RecordingWorker, maxsize: int = 4
+    name: str, worker: RecordingWorker, maxsize: int = 4, chunk_size: int = 500
 ) -> tuple[faust.App, ChunkFeed, ChunkFeed, Any, Any]:
     app = new_app(name)
-    events, labels = ChunkFeed(app, 500, maxsize), ChunkFeed(app, 1000, maxsize)
+    events, labels = ChunkFeed(app, chunk_size, maxsize), ChunkFeed(app, chunk_size, maxsize)
     consume_events, consume_labels = declare_agents(app, worker, events, labels)
     return app, events, labels, consume_events, consume_labels
 
@@ -152,12 +152,13 @@ def test_a_failing_worker_crashes_the_agent_rather_than_skip_the_chunk() -> None
 
 
 def test_handed_over_chunks_flow_through_a_bounded_channel_in_order_and_drain() -> None:
-    """The fast delivery's side: hand_over() waits while the channel is full; drain() returns
-    once the agent is done with every chunk handed over (what a stopping worker waits for)."""
+    """The fast delivery's side: hand_over() waits while the channel is full; records join a
+    chunk still waiting (up to the chunk size); drain() returns once the agent is done with every
+    chunk handed over (what a stopping worker waits for)."""
     worker = RecordingWorker(delay=0.002)
 
     async def run() -> tuple[bool, bool, bool]:
-        _, events, _, consume_events, _ = setup("t-agents-feed", worker, maxsize=2)
+        _, events, _, consume_events, _ = setup("t-agents-feed", worker, 2, chunk_size=10)
         async with consume_events.test_context(channel=events.channel):
             await asyncio.sleep(0)
             settled_before = events.settled()
@@ -170,7 +171,29 @@ def test_handed_over_chunks_flow_through_a_bounded_channel_in_order_and_drain() 
     settled_before, busy, drained = asyncio.run(run())
     assert settled_before and busy and drained
     assert [o for chunk in offsets(worker.calls, "events") for o in chunk] == list(range(50))
-    assert offsets(worker.calls, "events")[0] == [0, 1, 2, 3, 4]
+    sizes = [len(chunk) for chunk in offsets(worker.calls, "events")]
+    assert max(sizes) == 10 and sum(sizes) == 50  # joined, never beyond the chunk size
+
+
+def test_records_do_not_join_a_chunk_the_agent_has_taken_or_of_another_partition() -> None:
+    worker = RecordingWorker()
+
+    async def run() -> None:
+        _, events, _, consume_events, _ = setup("t-agents-join", worker, chunk_size=100)
+        async with consume_events.test_context(channel=events.channel):
+            await events.hand_over(consumed(0, range(0, 3)))
+            await events.hand_over(consumed(1, range(0, 3)))  # another partition: its own
+            await events.hand_over(consumed(1, range(3, 5)))  # joins the waiting one
+            assert await drain([events], timeout=5.0)
+            await events.hand_over(consumed(1, range(5, 7)))  # the last one was taken
+            assert await drain([events], timeout=5.0)
+
+    asyncio.run(run())
+    assert [(recs[0].partition, [r.offset for r in recs]) for _, recs in worker.calls] == [
+        (0, [0, 1, 2]),
+        (1, [0, 1, 2, 3, 4]),
+        (1, [5, 6]),
+    ]
 
 
 def test_a_rebalance_drops_waiting_chunks_without_breaking_the_hand_over() -> None:
@@ -184,7 +207,8 @@ def test_a_rebalance_drops_waiting_chunks_without_breaking_the_hand_over() -> No
         subscriber = feed.channel.clone(is_iterator=True)  # a reader that never reads
         app.flow_control.resume()
         await feed.hand_over(consumed(0, range(0, 2)))  # fills the queue
-        waiting = asyncio.ensure_future(feed.hand_over(consumed(0, range(2, 4))))
+        # (another partition's: it cannot join the waiting chunk)
+        waiting = asyncio.ensure_future(feed.hand_over(consumed(1, range(0, 2))))
         await asyncio.sleep(0.01)
         assert not waiting.done()
         app.flow_control.suspend()  # as Faust does on revocation
