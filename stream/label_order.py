@@ -20,8 +20,9 @@ Which side may go next:
 
 The one case this cannot make deterministic: at the head of the stream, a record that reaches the
 broker more than ``max_idle_ms`` after a record of the other topic stamped later than it has been
-processed (a lagging producer). It is still applied, never lost, and counted as ``reordered``;
-a replay applies it where its time says.
+processed (a lagging producer), or an event that comes after a label of its time or later was
+applied. It is still applied, never lost, and counted as ``reordered``; a replay applies it where
+its time says.
 
 >>> order = LabelOrder(max_idle_ms=0)
 >>> order.add_events([Record(0, 0, 1000, b'{"id": 1}'), Record(0, 1, 3000, b'{"id": 2}')])
@@ -122,8 +123,14 @@ class LabelOrder:
         self.events = _Side()
         self.labels = _Side()
         self.event_time = -math.inf  # the time of the last event released
+        self.label_time = -math.inf  # the time of the last label released
         self.reordered = 0
         self._no_labels_since: float | None = None  # an event first waited for a label here
+
+    def _release_event(self, t: float) -> None:
+        if t <= self.label_time:
+            self.reordered += 1  # read after a label of its time or later was released
+        self.event_time = t
 
     def _no_labels(self, labels_caught_up_at: float | None) -> bool:
         # No label read since this partition was taken over, for NO_LABELS_AFTER_MS of fetches.
@@ -165,9 +172,10 @@ class LabelOrder:
         while events or labels:
             if events and labels:
                 if labels[0][0] < events[0][0]:
+                    self.label_time = labels[0][0]
                     emit("labels", labels.popleft()[2])
                 else:
-                    self.event_time = events[0][0]
+                    self._release_event(events[0][0])
                     emit("events", events.popleft()[2])
                 continue
             if events:
@@ -178,12 +186,13 @@ class LabelOrder:
                     and not self._no_labels(labels_caught_up_at)
                 ):
                     break
-                self.event_time = t
+                self._release_event(t)
                 emit("events", events.popleft()[2])
                 continue
             if labels[0][0] < self.event_time:
                 self.reordered += 1  # read after an event later than it was released
             elif not self.labels.head_waited(events_caught_up_at, max_idle):
                 break
+            self.label_time = labels[0][0]
             emit("labels", labels.popleft()[2])
         return runs

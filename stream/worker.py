@@ -78,6 +78,7 @@ class Worker:
         self._parked: dict[int, Engine] = {}
         self._order: dict[int, LabelOrder] = {}
         self._next_offset: dict[tuple[str, int], int] = {}  # where reading each partition is at
+        self._resume_at: dict[tuple[str, int], int] = {}  # where the snapshot said to resume
         self._flow = flow
         self._fetched_at = fetched_at
         self._paused: set[tuple[str, int]] = set()
@@ -126,6 +127,15 @@ class Worker:
                 if order is None or p not in self.engines:
                     self._warn_unowned(topic, p)
                     continue
+                start = self._resume_at.get((topic, p), 0)
+                if recs[0].offset < start:
+                    # Fetched before the seek to the snapshot's watermarks: already processed
+                    # (and their times must not count in the order of what comes next).
+                    kept = [r for r in recs if r.offset >= start]
+                    self.engines[p].counters["duplicates"] += len(recs) - len(kept)
+                    if not kept:
+                        continue
+                    recs = kept
                 (order.add_events if is_events else order.add_labels)(recs, now_ms)
                 self._next_offset[(topic, p)] = recs[-1].offset + 1
                 side = order.events if is_events else order.labels
@@ -371,6 +381,7 @@ class Worker:
             self.engines, self._parked = {}, {}
             self._order.clear()
             self._next_offset.clear()
+            self._resume_at.clear()
             for topic, p in list(self._paused):
                 self._set_flow(topic, p, True)
             self._unowned_warned.clear()
@@ -384,8 +395,10 @@ class Worker:
                 self.engines[p] = engine
                 self._order[p] = LabelOrder(self._max_idle_ms)
                 resume[p] = (engine.watermark + 1, engine.label_watermark + 1)
-                self._next_offset[(self.topics.events, p)] = resume[p][0]
-                self._next_offset[(self.topics.labels, p)] = resume[p][1]
+                for topic, at in zip(
+                    (self.topics.events, self.topics.labels), resume[p], strict=True
+                ):
+                    self._next_offset[(topic, p)] = self._resume_at[(topic, p)] = at
             for p in set(self._published) - set(self.engines):
                 del self._published[p]
             self.metrics.assigned.set(len(self.engines))
