@@ -143,6 +143,7 @@ def run_backtest(
     step = max(1, (source.total or 10_000) // SERIES_POINTS)
     series: list[tuple[int, float]] = []
     baseline_series: list[tuple[int, float]] = []
+    fallback_counts: list[tuple[int, int]] = []
     alerts: list[dict[str, Any]] = []
     dead_letters = 0
     # Late labels wait for the event N later (whose time they take), then for an event later
@@ -175,6 +176,7 @@ def run_backtest(
         for eng, points in ((engine, series), (baseline, baseline_series)):
             if eng.rolling is not None and eng.counters["labelled"]:
                 points.append((index, eng.rolling.get()))
+        fallback_counts.append((index, engine.counters["predicted_by_fallback"]))
 
     def deliver_labels(before: float) -> None:
         if late and late[0][0] < before:
@@ -237,7 +239,10 @@ def run_backtest(
         (out_path / "summary.json").write_bytes(
             orjson.dumps(summary, option=JSON_OPTIONS | orjson.OPT_INDENT_2)
         )
-        from stream.report import write_report
+        from stream.report import resolved_model_name, write_report
+
+        slot = next(iter(engine.slots.values()), None)
+        model = resolved_model_name(config.model.name, slot.model if slot else None)
 
         write_report(
             out_path / "report.png",
@@ -247,7 +252,9 @@ def run_backtest(
             baseline_series=baseline_series,
             true_drifts=source.true_drifts,
             alerts=alerts,
-            title=f"{source.name}: {config.model.name} model, policy {config.policy.action}",
+            title=f"{source.name}: {model} model, policy {config.policy.action}",
+            fallback_counts=fallback_counts,
+            summary=summary,
         )
         summary["report"] = str(out_path / "report.png")
     return summary
