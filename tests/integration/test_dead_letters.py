@@ -5,9 +5,7 @@ reason, and a broker outage is a few log lines."""
 from __future__ import annotations
 
 import hashlib
-import os
 import re
-import subprocess
 import time
 from collections import Counter
 from pathlib import Path
@@ -19,9 +17,8 @@ from kafka.admin import ConfigResource, ConfigResourceType
 
 from integration.test_live_worker import (
     OUTPUT_TIMEOUT_S,
-    REPO_DIR,
     Live,
-    _free_port,
+    private_broker,
     sea_events,
     values,
     wait_predictions,
@@ -121,27 +118,7 @@ def _problems(log: str) -> list[str]:
 
 def test_a_broker_outage_is_a_few_log_lines_saying_lost_and_back(tmp_path: Path) -> None:
     """A private broker (the shared one must stay up) goes away for 20 s and comes back."""
-    kafka_local = REPO_DIR / "scripts" / "kafka-local"
-    broker_env = {
-        **os.environ,
-        "KAFKA_PORT": str(_free_port()),
-        "KAFKA_CONTROLLER_PORT": str(_free_port()),
-        "KAFKA_DATA_DIR": str(tmp_path / "broker"),
-    }
-
-    def broker(command: str) -> str:
-        done = subprocess.run(
-            [str(kafka_local), command],
-            env=broker_env,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=180,
-            check=False,
-        )
-        if done.returncode != 0:
-            pytest.fail(f"kafka-local {command} failed:\n{done.stderr[-3000:]}")
-        return done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""
+    broker = private_broker(tmp_path)
 
     bootstrap = broker("start")
     live = None

@@ -51,6 +51,34 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def private_broker(tmp_path: Path) -> Callable[[str], str]:
+    """``broker("start" | "stop")``: a broker of the test's own (on free ports, in ``tmp_path``)
+    that it may stop, unlike the shared one; returns the last line kafka-local printed."""
+    kafka_local = REPO_DIR / "scripts" / "kafka-local"
+    broker_env = {
+        **os.environ,
+        "KAFKA_PORT": str(_free_port()),
+        "KAFKA_CONTROLLER_PORT": str(_free_port()),
+        "KAFKA_DATA_DIR": str(tmp_path / "broker"),
+    }
+
+    def broker(command: str) -> str:
+        done = subprocess.run(
+            [str(kafka_local), command],
+            env=broker_env,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=180,
+            check=False,
+        )
+        if done.returncode != 0:
+            pytest.fail(f"kafka-local {command} failed:\n{done.stderr[-3000:]}")
+        return done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""
+
+    return broker
+
+
 def sea_events(limit: int, start: int = 0, labels: bool = True) -> list[dict[str, Any]]:
     events = list(get_dataset("sea-abrupt").events(limit=start + limit))[start:]
     if not labels:
@@ -597,27 +625,7 @@ def test_delayed_labels_survive_a_restart(live_factory: Any) -> None:
 
 def test_worker_rides_out_a_broker_outage(tmp_path: Path) -> None:
     """A private broker (the shared one must stay up) goes away for a while and comes back."""
-    kafka_local = REPO_DIR / "scripts" / "kafka-local"
-    broker_env = {
-        **os.environ,
-        "KAFKA_PORT": str(_free_port()),
-        "KAFKA_CONTROLLER_PORT": str(_free_port()),
-        "KAFKA_DATA_DIR": str(tmp_path / "broker"),
-    }
-
-    def broker(command: str) -> str:
-        done = subprocess.run(
-            [str(kafka_local), command],
-            env=broker_env,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=180,
-            check=False,
-        )
-        if done.returncode != 0:
-            pytest.fail(f"kafka-local {command} failed:\n{done.stderr[-3000:]}")
-        return done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""
+    broker = private_broker(tmp_path)
 
     bootstrap = broker("start")
     live = None
