@@ -2,8 +2,8 @@
 
 No Kafka, no Faust, no I/O: plain numbers in, plain alert dicts out.
 
-The names below load on first use, so that importing :mod:`detectors.config_error` (all that
-:mod:`learners.config`, and so ``driftline --help``, needs) does not import River.
+The names below load on first use, so that importing :mod:`driftline.detectors.config_error` (all that
+:mod:`driftline.learners.config`, and so ``driftline --help``, needs) does not import River.
 """
 
 from __future__ import annotations
@@ -12,24 +12,24 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from detectors.effect import Reference, z_threshold
-    from detectors.features import FeatureMonitors, ScaledMonitor
-    from detectors.incidents import IncidentTracker
-    from detectors.monitor import SignalMonitor
-    from detectors.predictions import PredictionMonitors
-    from detectors.registry import DETECTORS, build_detector, detector_names
+    from driftline.detectors.effect import Reference, z_threshold
+    from driftline.detectors.features import FeatureMonitors, ScaledMonitor
+    from driftline.detectors.incidents import IncidentTracker
+    from driftline.detectors.monitor import SignalMonitor
+    from driftline.detectors.predictions import PredictionMonitors
+    from driftline.detectors.registry import DETECTORS, build_detector, detector_names
 
 _WHERE = {
-    "DETECTORS": "detectors.registry",
-    "FeatureMonitors": "detectors.features",
-    "IncidentTracker": "detectors.incidents",
-    "PredictionMonitors": "detectors.predictions",
-    "Reference": "detectors.effect",
-    "ScaledMonitor": "detectors.features",
-    "SignalMonitor": "detectors.monitor",
-    "build_detector": "detectors.registry",
-    "detector_names": "detectors.registry",
-    "z_threshold": "detectors.effect",
+    "DETECTORS": "driftline.detectors.registry",
+    "FeatureMonitors": "driftline.detectors.features",
+    "IncidentTracker": "driftline.detectors.incidents",
+    "PredictionMonitors": "driftline.detectors.predictions",
+    "Reference": "driftline.detectors.effect",
+    "ScaledMonitor": "driftline.detectors.features",
+    "SignalMonitor": "driftline.detectors.monitor",
+    "build_detector": "driftline.detectors.registry",
+    "detector_names": "driftline.detectors.registry",
+    "z_threshold": "driftline.detectors.effect",
 }
 
 __all__ = [

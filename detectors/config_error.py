@@ -1,5 +1,5 @@
 """The one error of every configuration check, from a detector's parameters (the lowest layer)
-up to the service settings: :mod:`learners.config` and :mod:`stream.settings` raise it too."""
+up to the service settings: :mod:`driftline.learners.config` and :mod:`driftline.settings` raise it too."""
 
 
 class ConfigError(ValueError):

@@ -5,7 +5,7 @@ values are fed to the detector as ``z = (v - mean) / std``, clipped to ``[-CLIP,
 onto ``[0, 1]``. One detector threshold then fits every feature, whatever its unit, and ADWIN's
 bound (made for values in ``[0, 1]``) holds. An alarm becomes a drift only when the feature's mean
 moved by at least ``min_effect`` reference standard deviations within the ``ert`` budget
-(:mod:`detectors.effect`); the effect is reported in the feature's own unit. After a drift the
+(:mod:`driftline.detectors.effect`); the effect is reported in the feature's own unit. After a drift the
 reference is taken again, so the next alert measures a change from the new regime, not the same
 change twice.
 
@@ -26,8 +26,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from detectors.effect import Reference
-from detectors.monitor import SignalMonitor
+from driftline.detectors.effect import Reference
+from driftline.detectors.monitor import SignalMonitor
 
 CLIP = 4.0
 

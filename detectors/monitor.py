@@ -7,7 +7,7 @@ It turns River's ``drift_detected`` flags into debounced alerts with evidence:
   anything changed). With a confirmation window, the warning detector's alarm is tested too;
 * ``drift``: the drift detector fired, the change goes the watched way, and over the
   ``confirm_events`` values after the alarm it is large (``min_effect``) and unlikely under no
-  change (the ``ert`` budget): see :mod:`detectors.effect`. An alarm that fails is dropped and
+  change (the ``ert`` budget): see :mod:`driftline.detectors.effect`. An alarm that fails is dropped and
   counted in ``not_significant``;
 * ``recovered``: ``recovery_events`` updates passed after a drift with no new alarm.
 
@@ -38,8 +38,8 @@ from typing import Any, Literal
 
 from river import base
 
-from detectors.effect import Reference, z_threshold
-from detectors.registry import build_detector, warning_params
+from driftline.detectors.effect import Reference, z_threshold
+from driftline.detectors.registry import build_detector, warning_params
 
 Direction = Literal["up", "down", "both"]
 

@@ -22,8 +22,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from detectors.features import ScaledMonitor
-from detectors.monitor import SignalMonitor
+from driftline.detectors.features import ScaledMonitor
+from driftline.detectors.monitor import SignalMonitor
 
 
 class PredictionMonitors:

@@ -6,7 +6,7 @@
 >>> build_detector("adwni", {})
 Traceback (most recent call last):
 ...
-detectors.config_error.ConfigError: detector.kind: unknown detector 'adwni'; valid: adwin, page_hinkley, none
+driftline.detectors.config_error.ConfigError: detector.kind: unknown detector 'adwni'; valid: adwin, page_hinkley, none
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 
 from river import base, drift
 
-from detectors.config_error import ConfigError
+from driftline.detectors.config_error import ConfigError
 
 DETECTORS: dict[str, Callable[..., base.DriftDetector]] = {
     "adwin": drift.ADWIN,

@@ -1,7 +1,7 @@
 """What the engine does with a monitor's alert: the policy's action, the incident it belongs to, the
 record a subscriber gets; and the promotion of a challenger that won its paired test.
 
-A mixin of :class:`learners.engine.Engine` (kept apart so that the per-event loop and the alert
+A mixin of :class:`driftline.learners.engine.Engine` (kept apart so that the per-event loop and the alert
 handling each fit on a screen); it holds no state of its own.
 """
 
@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import Any
 
-from detectors import IncidentTracker, PredictionMonitors
-from learners.config import LearningConfig
-from learners.outputs import Outputs
-from learners.slot import ModelSlot
+from driftline.detectors import IncidentTracker, PredictionMonitors
+from driftline.learners.config import LearningConfig
+from driftline.learners.outputs import Outputs
+from driftline.learners.slot import ModelSlot
 
 
 def signal_family(signal: str) -> str:
@@ -25,7 +25,7 @@ def signal_family(signal: str) -> str:
 
 
 class AlertActions:
-    """Alert handling for :class:`learners.engine.Engine` (which sets every attribute below)."""
+    """Alert handling for :class:`driftline.learners.engine.Engine` (which sets every attribute below)."""
 
     config: LearningConfig
     partition: int | None

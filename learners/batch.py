@@ -1,6 +1,6 @@
 """Micro-batch mode: one ``predict_proba_many`` / ``learn_many`` call per batch where the model has
 them. Detectors, guard, metric and outputs still see every event, in order, through the same
-steps as the per-event loop (:mod:`learners.event_steps`); only predicting and learning the
+steps as the per-event loop (:mod:`driftline.learners.event_steps`); only predicting and learning the
 model are done for the whole batch at once."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from typing import Any
 
 import pandas as pd
 
-from learners.event_steps import EventSteps
+from driftline.learners.event_steps import EventSteps
 
 
 def _has_many(model: Any, classification: bool) -> bool:
@@ -21,7 +21,7 @@ def _has_many(model: Any, classification: bool) -> bool:
 
 
 class MicroBatches(EventSteps):
-    """The micro-batch path of :class:`learners.engine.Engine`."""
+    """The micro-batch path of :class:`driftline.learners.engine.Engine`."""
 
     process: Callable[..., None]  # the engine's per-event loop
 

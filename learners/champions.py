@@ -1,8 +1,8 @@
 """The champion and its challengers: models learning in shadow on the same labels, and the
 promotion of one that is significantly better (a paired test, Bonferroni over its life).
 
-A mixin of :class:`learners.slot.ModelSlot` (which sets every attribute below): the champion is the
-slot's ``model``; the slot's predict/learn/fallback and drift actions live in :mod:`learners.slot`.
+A mixin of :class:`driftline.learners.slot.ModelSlot` (which sets every attribute below): the champion is the
+slot's ``model``; the slot's predict/learn/fallback and drift actions live in :mod:`driftline.learners.slot`.
 """
 
 from __future__ import annotations
@@ -10,15 +10,15 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from detectors import ScaledMonitor, SignalMonitor
-from learners.challenger import Challenger, new_metric, paired_test
-from learners.config import LearningConfig
-from learners.model_error import loss
-from learners.models import build_model
+from driftline.detectors import ScaledMonitor, SignalMonitor
+from driftline.learners.challenger import Challenger, new_metric, paired_test
+from driftline.learners.config import LearningConfig
+from driftline.learners.model_error import loss
+from driftline.learners.models import build_model
 
 
 class ChampionAndChallengers:
-    """The champion/challenger half of :class:`learners.slot.ModelSlot`."""
+    """The champion/challenger half of :class:`driftline.learners.slot.ModelSlot`."""
 
     config: LearningConfig
     task: str

@@ -1,8 +1,8 @@
 """The engine's snapshots: when one is due, the lineage header it carries, the signed state, and
 the checks a snapshot passes before an engine is rebuilt from it (:meth:`Engine.restore
-<learners.engine.Engine.restore>`, :meth:`~learners.engine.Engine.warm_start`).
+<driftline.learners.engine.Engine.restore>`, :meth:`~driftline.learners.engine.Engine.warm_start`).
 
-A mixin of :class:`learners.engine.Engine` (which sets every attribute below).
+A mixin of :class:`driftline.learners.engine.Engine` (which sets every attribute below).
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ from typing import Any
 
 import river
 
-from learners.config import LearningConfig
-from learners.outputs import Outputs
-from learners.slot import ModelSlot
-from learners.snapshot import SnapshotError, load_snapshot, sign_snapshot
+from driftline.learners.config import LearningConfig
+from driftline.learners.outputs import Outputs
+from driftline.learners.slot import ModelSlot
+from driftline.learners.snapshot import SnapshotError, load_snapshot, sign_snapshot
 
 DRIFTLINE_VERSION = "0.1.0"
 #: The layout of the engine state in a snapshot. 2: incidents, challengers and confirmation
@@ -26,7 +26,7 @@ SNAPSHOT_FORMAT = 2
 
 
 class Checkpoints:
-    """Snapshots of :class:`learners.engine.Engine`."""
+    """Snapshots of :class:`driftline.learners.engine.Engine`."""
 
     config: LearningConfig
     partition: int | None

@@ -9,7 +9,7 @@ what would be valid:
 >>> from_mapping(PolicyConfig, {"acton": "reset"})
 Traceback (most recent call last):
 ...
-detectors.config_error.ConfigError: policy.acton: unknown setting; valid keys are action, act_on, trust_model_during_alarm, challengers, promote_alpha, promote_window, promote_min_labels, promote_every, challenger_max_labels, promote_hold_labels
+driftline.detectors.config_error.ConfigError: policy.acton: unknown setting; valid keys are action, act_on, trust_model_during_alarm, challengers, promote_alpha, promote_window, promote_min_labels, promote_every, challenger_max_labels, promote_hold_labels
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from detectors.config_error import ConfigError as ConfigError
-from learners.config_loader import from_mapping as from_mapping  # the sections' loader
-from learners.config_loader import to_mapping as to_mapping
+from driftline.detectors.config_error import ConfigError as ConfigError
+from driftline.learners.config_loader import from_mapping as from_mapping  # the sections' loader
+from driftline.learners.config_loader import to_mapping as to_mapping
 
 
 def _check(condition: bool, key: str, message: str) -> None:
@@ -53,7 +53,7 @@ class DetectorConfig:
     A detector's alarm becomes a drift only when, over the ``confirm_events`` values after it, the
     signal's mean moved by at least ``min_effect`` reference standard deviations and the move fits
     the false-alarm budget ``ert`` (expected events between false alarms on a stationary stream;
-    ``0`` turns the budget off): see :mod:`detectors.effect`.
+    ``0`` turns the budget off): see :mod:`driftline.detectors.effect`.
     """
 
     kind: str = "adwin"
@@ -331,7 +331,7 @@ class EngineConfig:
 
 @dataclass(frozen=True)
 class LearningConfig:
-    """All engine sections together; ``stream.settings.Settings`` extends it with Kafka ones."""
+    """All engine sections together; ``driftline.settings.Settings`` extends it with Kafka ones."""
 
     section: typing.ClassVar[str] = ""
 

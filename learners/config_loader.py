@@ -1,6 +1,6 @@
 """Frozen dataclasses from plain mappings (TOML, environment overrides) and back: unknown keys and
-wrong types fail with a :class:`~detectors.config_error.ConfigError` that names the dotted key.
-The sections themselves are in :mod:`learners.config` (and :mod:`stream.settings`)."""
+wrong types fail with a :class:`~driftline.detectors.config_error.ConfigError` that names the dotted key.
+The sections themselves are in :mod:`driftline.learners.config` (and :mod:`driftline.settings`)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import types
 import typing
 from typing import Any, Literal, TypeVar
 
-from detectors.config_error import ConfigError
+from driftline.detectors.config_error import ConfigError
 
 T = TypeVar("T")
 

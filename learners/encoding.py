@@ -136,7 +136,7 @@ def encode_features(x: dict[str, Any]) -> dict[str, Any]:
     """Model input: strings one-hot (``"color=red": 1``), booleans 0/1, numbers as they are.
 
     Stateless and unbounded, for a model outside the engine; the engine encodes with its
-    :class:`~learners.encoding.FeatureEncoder`, which caps the inputs an event stream can create.
+    :class:`~driftline.learners.encoding.FeatureEncoder`, which caps the inputs an event stream can create.
 
     >>> encode_features({"n": 2.0, "color": "red", "on": True})
     {'n': 2.0, 'color=red': 1, 'on': 1}

@@ -4,11 +4,11 @@ For each event: validate, guard, predict (or fall back), and once its label is k
 late) score the prediction, update the drift detectors, learn; feed the data-drift monitors; act
 on alerts; snapshot when due. No I/O: records go to :attr:`Engine.outputs`, which the driver drains.
 
-The steps live by responsibility: :mod:`learners.event_steps` (one event, shared with the
-micro-batch path of :mod:`learners.batch`), :mod:`learners.alerting` (what an alert does) and
-:mod:`learners.checkpoints` (snapshots); this module holds the entry points and the state.
+The steps live by responsibility: :mod:`driftline.learners.event_steps` (one event, shared with the
+micro-batch path of :mod:`driftline.learners.batch`), :mod:`driftline.learners.alerting` (what an alert does) and
+:mod:`driftline.learners.checkpoints` (snapshots); this module holds the entry points and the state.
 
->>> from learners.config import LearningConfig
+>>> from driftline.learners.config import LearningConfig
 >>> engine = Engine(LearningConfig())
 >>> engine.process(b'{"id": 1, "x": {"a": 1.0}, "y": true}', offset=0)
 >>> engine.process(b'{"id": 2, "x": "oops"}', offset=1)
@@ -24,16 +24,16 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import Any
 
-from detectors import FeatureMonitors, IncidentTracker, PredictionMonitors, SignalMonitor
-from learners.batch import MicroBatches
-from learners.checkpoints import DRIFTLINE_VERSION, SNAPSHOT_FORMAT, load_checked
-from learners.config import LearningConfig
-from learners.encoding import FeatureEncoder, encode_features
-from learners.events import InvalidRecord, decode_label, validate_label
-from learners.guard import OutlierGuard
-from learners.labels import PendingLabels
-from learners.outputs import COUNTERS, Outputs
-from learners.slot import ModelSlot
+from driftline.detectors import FeatureMonitors, IncidentTracker, PredictionMonitors, SignalMonitor
+from driftline.learners.batch import MicroBatches
+from driftline.learners.checkpoints import DRIFTLINE_VERSION, SNAPSHOT_FORMAT, load_checked
+from driftline.learners.config import LearningConfig
+from driftline.learners.encoding import FeatureEncoder, encode_features
+from driftline.learners.events import InvalidRecord, decode_label, validate_label
+from driftline.learners.guard import OutlierGuard
+from driftline.learners.labels import PendingLabels
+from driftline.learners.outputs import COUNTERS, Outputs
+from driftline.learners.slot import ModelSlot
 
 __all__ = ["DRIFTLINE_VERSION", "SNAPSHOT_FORMAT", "Engine", "Outputs", "encode_features"]
 

@@ -2,8 +2,8 @@
 (slot) it goes to, validation, the guard, serving the model's prediction or the fallback, the
 data-drift monitors, scoring a label, the error monitor, and labels that wait for their event.
 
-A mixin of :class:`learners.engine.Engine` (which sets every attribute below); the micro-batch
-path (:mod:`learners.batch`) differs only in predicting and learning a batch at once.
+A mixin of :class:`driftline.learners.engine.Engine` (which sets every attribute below); the micro-batch
+path (:mod:`driftline.learners.batch`) differs only in predicting and learning a batch at once.
 """
 
 from __future__ import annotations
@@ -13,22 +13,22 @@ from typing import Any
 import orjson
 from river import metrics, utils
 
-from detectors import FeatureMonitors, SignalMonitor
-from learners.alerting import AlertActions
-from learners.checkpoints import Checkpoints
-from learners.encoding import FeatureEncoder
-from learners.events import (
+from driftline.detectors import FeatureMonitors, SignalMonitor
+from driftline.learners.alerting import AlertActions
+from driftline.learners.checkpoints import Checkpoints
+from driftline.learners.encoding import FeatureEncoder
+from driftline.learners.events import (
     InvalidRecord,
     Unparsed,
     dead_letter,
     decode_event,
     validate_event,
 )
-from learners.guard import OutlierGuard
-from learners.labels import MAX_CLOCK_SKEW_MS, PendingLabels
-from learners.model_error import loss
-from learners.models import infer_task
-from learners.slot import ModelSlot
+from driftline.learners.guard import OutlierGuard
+from driftline.learners.labels import MAX_CLOCK_SKEW_MS, PendingLabels
+from driftline.learners.model_error import loss
+from driftline.learners.models import infer_task
+from driftline.learners.slot import ModelSlot
 
 METRIC_CLASSES = {
     "accuracy": metrics.Accuracy,
@@ -45,7 +45,7 @@ Entry = tuple[Any, dict[str, Any], Any, Any, bool, int, int, tuple[tuple[int, An
 
 
 class EventSteps(AlertActions, Checkpoints):
-    """The per-event steps of :class:`learners.engine.Engine`."""
+    """The per-event steps of :class:`driftline.learners.engine.Engine`."""
 
     source: str
     task_reason: str

@@ -24,7 +24,7 @@ not ``not_json``.
 >>> decode_event(b'{"x": {}}')
 Traceback (most recent call last):
 ...
-learners.events.InvalidRecord: missing_id: the event has no "id"
+driftline.learners.events.InvalidRecord: missing_id: the event has no "id"
 """
 
 from __future__ import annotations
@@ -126,7 +126,7 @@ def parse_timestamp(value: Any) -> int | None:
     >>> parse_timestamp("0001-01-01T00:00:00Z")
     Traceback (most recent call last):
     ...
-    learners.events.InvalidRecord: bad_ts: "ts" '0001-01-01T00:00:00Z' is outside 1970-01-01T00:00:00Z .. 2199-12-31T23:59:59.999Z
+    driftline.learners.events.InvalidRecord: bad_ts: "ts" '0001-01-01T00:00:00Z' is outside 1970-01-01T00:00:00Z .. 2199-12-31T23:59:59.999Z
     """
     if value is None:
         return None

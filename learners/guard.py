@@ -36,7 +36,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from detectors.effect import Reference
+from driftline.detectors.effect import Reference
 
 MIN_COUNT = 30
 RELATIVE_STD_FLOOR = 1e-3

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from detectors import ScaledMonitor, SignalMonitor
-from learners.config import LearningConfig
+from driftline.detectors import ScaledMonitor, SignalMonitor
+from driftline.learners.config import LearningConfig
 
 #: Defaults for the error signal, per detector kind (the user's `params` override them). ADWIN's
 #: own delta (0.002) missed one of three abrupt drifts on sea-abrupt; 0.01 found all of them on

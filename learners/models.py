@@ -8,7 +8,7 @@ HoeffdingTreeClassifier (...)
 >>> build_model("linear", {"l3": 1}, "regression", binary=False)
 Traceback (most recent call last):
 ...
-detectors.config_error.ConfigError: model.params: 'linear' has no parameter l3; valid: clip_gradient, initializer, intercept_init, intercept_lr, l1, l2, loss, lr, optimizer
+driftline.detectors.config_error.ConfigError: model.params: 'linear' has no parameter l3; valid: clip_gradient, initializer, intercept_init, intercept_lr, l1, l2, loss, lr, optimizer
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from learners.config import ConfigError
+from driftline.learners.config import ConfigError
 
 Factory = Callable[..., Any]
 

@@ -12,17 +12,17 @@ import pickle
 from collections.abc import Callable
 from typing import Any
 
-from learners.challenger import Challenger, new_metric
-from learners.champions import ChampionAndChallengers
-from learners.config import LearningConfig
-from learners.fallback import BaselineFallback
-from learners.model_error import error_monitor, loss
-from learners.models import build_model
+from driftline.learners.challenger import Challenger, new_metric
+from driftline.learners.champions import ChampionAndChallengers
+from driftline.learners.config import LearningConfig
+from driftline.learners.fallback import BaselineFallback
+from driftline.learners.model_error import error_monitor, loss
+from driftline.learners.models import build_model
 
 
 class ModelSlot(ChampionAndChallengers):
     """One model, its fallback, its error monitor and its drift actions; the champion/challenger
-    half is :class:`~learners.champions.ChampionAndChallengers`."""
+    half is :class:`~driftline.learners.champions.ChampionAndChallengers`."""
 
     def __init__(self, config: LearningConfig, task: str, binary: bool) -> None:
         self.config = config

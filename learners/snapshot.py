@@ -15,7 +15,7 @@ listings; :func:`load_snapshot` verifies before it decompresses or unpickles any
 >>> load_snapshot(blob[:-1] + bytes([blob[-1] ^ 1]), key)
 Traceback (most recent call last):
 ...
-learners.snapshot.SnapshotError: refused: the signature does not verify (tampered, or signed with another key)
+driftline.learners.snapshot.SnapshotError: refused: the signature does not verify (tampered, or signed with another key)
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ def check_key(raw: bytes, source: str = "the key") -> None:
     >>> check_key(bytes(range(16)) * 2, "$K")
     Traceback (most recent call last):
     ...
-    learners.snapshot.SnapshotError: the snapshot key from $K repeats a 16-byte pattern: not a random key; make one with `driftline snapshots keygen` or `python -c "import secrets; print(secrets.token_hex(32))"`
+    driftline.learners.snapshot.SnapshotError: the snapshot key from $K repeats a 16-byte pattern: not a random key; make one with `driftline snapshots keygen` or `python -c "import secrets; print(secrets.token_hex(32))"`
     """
     if len(raw) < MIN_KEY_BYTES:
         raise SnapshotError(
@@ -124,7 +124,7 @@ def verify(blob: bytes, key: bytes | None) -> dict[str, Any]:
 
 def _verified(blob: bytes, key: bytes | None) -> tuple[dict[str, Any], bytes]:
     if key is None:
-        # The driver loads the key (stream.keys): these are the names it reads.
+        # The driver loads the key (driftline.keys): these are the names it reads.
         raise SnapshotError(
             "refused: no snapshot key configured "
             "(set $DRIFTLINE_SNAPSHOT_KEY or $DRIFTLINE_SNAPSHOT_KEY_FILE)"

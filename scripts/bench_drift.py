@@ -29,11 +29,11 @@ from river import drift, linear_model, multiclass, preprocessing
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from learners.engine import encode_features  # noqa: E402
-from stream.backtest import run_backtest  # noqa: E402
-from stream.datasets import get_dataset  # noqa: E402
-from stream.settings import load_settings  # noqa: E402
-from stream.sources import Source, open_source  # noqa: E402
+from driftline.learners.engine import encode_features  # noqa: E402
+from driftline.offline.backtest import run_backtest  # noqa: E402
+from driftline.offline.datasets import get_dataset  # noqa: E402
+from driftline.offline.sources import Source, open_source  # noqa: E402
+from driftline.settings import load_settings  # noqa: E402
 
 WEATHER = ROOT.parent / "shared" / "data" / "weather.csv"
 SYNTHETIC = (

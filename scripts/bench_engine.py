@@ -31,10 +31,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from river import drift, linear_model, metrics, preprocessing
 
-import learners.batch  # noqa: F401  (imports pandas now, not inside the first timing)
-from learners.config import LearningConfig, from_mapping
-from learners.engine import Engine
-from stream.datasets import get_dataset
+import driftline.learners.batch  # noqa: F401  (imports pandas now, not inside the first timing)
+from driftline.learners.config import LearningConfig, from_mapping
+from driftline.learners.engine import Engine
+from driftline.offline.datasets import get_dataset
 
 #: The ARF challenger case runs on the first events only: ARF learns ~2k events/s.
 ARF_EVENTS = 5_000

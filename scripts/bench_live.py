@@ -16,7 +16,7 @@ Nothing is started for you but the processes measured: the broker must be runnin
   per record), (q) a Quix Streams app in a subprocess with the worker's model and detector
   (``StandardScaler | LogisticRegression``, ``predict_proba_one``, ADWIN(delta=0.01) on the 0/1
   error, ``learn_one`` in one ``sdf.apply``, a small JSON output through ``sdf.to_topic``; Quix's
-  own defaults otherwise), (b) ``python -m stream serve`` with a logistic regression
+  own defaults otherwise), (b) ``python -m driftline serve`` with a logistic regression
   (``model.name = linear``, every other setting at its default: detectors, guard, snapshots every
   10,000 events) per record, (c) the same worker *lean*: prediction and feature detectors and
   the guard off (ADWIN on the error stays, as in (q)), per record, and (d) the default worker
@@ -221,7 +221,7 @@ def first_and_last(bootstrap: str, topic: str) -> tuple[int, int, int]:
 
 
 def encoded_events(count: int) -> list[tuple[bytes, bytes]]:
-    from stream.datasets import get_dataset
+    from driftline.offline.datasets import get_dataset
 
     return [
         (str(e["id"]).encode(), orjson.dumps(e)) for e in get_dataset(DATASET).events(limit=count)
@@ -293,7 +293,7 @@ async def produce_paced(
 
 def cycle_events(count: int) -> Iterator[tuple[bytes, bytes]]:
     """Seeded events with ever-increasing ids (the dataset repeated with fresh seeds)."""
-    from stream.datasets import get_dataset
+    from driftline.offline.datasets import get_dataset
 
     dataset = get_dataset(DATASET)
     next_id = 0
@@ -403,10 +403,10 @@ def start_worker(
     run: str,
     extra_env: dict[str, str] | None = None,
 ) -> Any:
-    """``python -m stream serve`` on ``names`` (topics made here: predictions log-append time);
+    """``python -m driftline serve`` on ``names`` (topics made here: predictions log-append time);
     ``extra_env`` adds ``DRIFTLINE_`` settings (the lean case)."""
-    from stream.settings import load_settings
-    from stream.topics import topic_specs
+    from driftline.live.topics import topic_specs
+    from driftline.settings import load_settings
 
     web, metrics = free_port(), free_port()
     env = {
@@ -434,7 +434,7 @@ def start_worker(
         },
     )
     return started(
-        [sys.executable, "-m", "stream", "serve", "--loglevel", "warning"],
+        [sys.executable, "-m", "driftline", "serve", "--loglevel", "warning"],
         env,
         work_dir / f"{run}.log",
         web,
@@ -722,7 +722,7 @@ async def raw_loop(bootstrap: str, source: str, out: str, count: int) -> int:
         enable_auto_commit=False,
         auto_offset_reset="earliest",
     )
-    from stream.app import PRODUCER_BATCH_BYTES, PRODUCER_LINGER_S
+    from driftline.live.app import PRODUCER_BATCH_BYTES, PRODUCER_LINGER_S
 
     # The worker's producer settings (acks=all, linger, batch size).
     producer = AIOKafkaProducer(
@@ -853,7 +853,9 @@ def main() -> int:
     parser.add_argument("--events", type=int, help="events per throughput run (50000)")
     parser.add_argument("--repeats", type=int, help="throughput runs per case (3)")
     parser.add_argument(
-        "--dataset", default=DATASET, help=f"seeded dataset of stream.datasets ({DATASET})"
+        "--dataset",
+        default=DATASET,
+        help=f"seeded dataset of driftline.offline.datasets ({DATASET})",
     )
     parser.add_argument(
         "--batch-size", type=int, default=1000, help="micro-batch size (1000; 0: skip the case)"

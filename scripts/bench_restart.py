@@ -11,7 +11,7 @@ What it does, on a one-partition topic set of its own:
 
 1. **History.** ``--events`` generated events (8 numeric features ``f0``..``f7``, a label ``y``
    inline, Kafka key = id) are produced as fast as the broker takes them (aiokafka batches).
-   ``driftline serve`` (``python -m stream serve``, the default config; only topics, ports and
+   ``driftline serve`` (``python -m driftline serve``, the default config; only topics, ports and
    the snapshot key come from ``DRIFTLINE_*``) processes all of them, as ``/health`` shows, and
    is stopped with SIGTERM: it publishes its final snapshot and exits.
 2. **Runs** (``--runs``, interleaved so that machine noise hits every case alike). Each run:
@@ -165,8 +165,8 @@ class App:
     env: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        from stream.settings import load_settings
-        from stream.topics import topic_specs
+        from driftline.live.topics import topic_specs
+        from driftline.settings import load_settings
 
         self.names = {
             what: self.topics.name(f"{self.run}-{what}")
@@ -204,7 +204,7 @@ class App:
             "DRIFTLINE_SERVICE__WEB_PORT": str(web),
             "DRIFTLINE_SERVICE__METRICS_PORT": str(metrics),
         }
-        argv = [sys.executable, "-m", "stream", "serve", "--loglevel", "info"]
+        argv = [sys.executable, "-m", "driftline", "serve", "--loglevel", "info"]
         return started(argv, env, self.work_dir / f"{self.run}-{label}.log", web)
 
 
@@ -327,8 +327,8 @@ def snapshot_sizes(app: App) -> dict[str, Any]:
     """The newest snapshot set's size and chunks, and what a restart reads from the topic."""
     from kafka import KafkaConsumer, TopicPartition
 
-    from stream.snapshot_records import Assembler
-    from stream.topics import SNAPSHOT_MAX_BYTES
+    from driftline.live.snapshot_records import Assembler
+    from driftline.live.topics import SNAPSHOT_MAX_BYTES
 
     topic = app.names["snapshots"]
     consumer = KafkaConsumer(

@@ -27,8 +27,8 @@ sys.path.insert(0, str(ROOT))
 
 import secrets  # noqa: E402
 
-from learners.engine import Engine  # noqa: E402
-from stream.settings import load_settings  # noqa: E402
+from driftline.learners.engine import Engine  # noqa: E402
+from driftline.settings import load_settings  # noqa: E402
 
 KEY = secrets.token_bytes(32)
 

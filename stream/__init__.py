@@ -1,0 +1,1 @@
+"""driftline: streaming online learning and drift detection on Kafka."""

@@ -1,7 +1,7 @@
-"""``python -m stream``: the same as the ``driftline`` command."""
+"""``python -m driftline``: the same as the ``driftline`` command."""
 
 import sys
 
-from stream.cli import main
+from driftline.cli.main import main
 
 sys.exit(main())

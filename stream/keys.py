@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from learners.snapshot import SnapshotError, check_key
+from driftline.learners.snapshot import SnapshotError, check_key
 
 KEY_ENV = "DRIFTLINE_SNAPSHOT_KEY"
 KEY_FILE_ENV = "DRIFTLINE_SNAPSHOT_KEY_FILE"

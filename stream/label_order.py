@@ -40,7 +40,7 @@ from datetime import UTC, datetime, timedelta
 
 import orjson
 
-from learners.labels import MAX_CLOCK_SKEW_MS
+from driftline.learners.labels import MAX_CLOCK_SKEW_MS
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,7 @@ Any unknown key, wrong type, unknown model or detector name or bad range fails a
 >>> load_settings(environ={"DRIFTLINE_MODEL__NAME": "hoefding_tree"})
 Traceback (most recent call last):
 ...
-detectors.config_error.ConfigError: model.name: unknown model 'hoefding_tree'; valid: linear, ...
+driftline.detectors.config_error.ConfigError: model.name: unknown model 'hoefding_tree'; valid: linear, ...
 >>> load_settings(environ={"DRIFTLINE_POLICY__ACTION": "reset"}).policy.action
 'reset'
 """
@@ -26,9 +26,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from detectors.registry import build_detector, warning_params
-from learners.config import ConfigError, LearningConfig, from_mapping
-from learners.models import build_model, check_model_name
+from driftline.detectors.registry import build_detector, warning_params
+from driftline.learners.config import ConfigError, LearningConfig, from_mapping
+from driftline.learners.models import build_model, check_model_name
 
 ENV_PREFIX = "DRIFTLINE_"
 #: Environment variables that are not setting overrides.

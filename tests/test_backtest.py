@@ -13,13 +13,13 @@ from typing import Any
 import orjson
 import pytest
 
-from learners.snapshot import verify
-from stream.backtest import run_backtest
-from stream.cli import main
-from stream.datasets import DATASETS, get_dataset
-from stream.keys import KEY_ENV, KEY_FILE_ENV
-from stream.settings import Settings, load_settings
-from stream.sources import Source, open_source
+from driftline.cli.main import main
+from driftline.keys import KEY_ENV, KEY_FILE_ENV
+from driftline.learners.snapshot import verify
+from driftline.offline.backtest import run_backtest
+from driftline.offline.datasets import DATASETS, get_dataset
+from driftline.offline.sources import Source, open_source
+from driftline.settings import Settings, load_settings
 
 REPO = Path(__file__).resolve().parents[1]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -396,7 +396,7 @@ def test_dead_letter_keeps_the_original_line_when_labels_are_delayed(tmp_path: P
     # BUG: with --label-delay, run_backtest's _split_label decodes each line, pops "y" and hands
     # the engine a dict: a line that is invalid for another reason is dead-lettered as that dict
     # re-serialised (whitespace gone, label gone), not as the line that came. Fix: split only
-    # events that validate (learners.events.validate_event) and pass any other item unchanged.
+    # events that validate (driftline.learners.events.validate_event) and pass any other item unchanged.
     lines = [orjson.dumps(e) for e in get_dataset("sea-abrupt").events(limit=50)]
     lines[10] = b'{"id": 10,   "x": "oops", "y": true}'
     source_file = tmp_path / "events.jsonl"
@@ -515,7 +515,7 @@ def test_micro_batches_with_late_labels_learn_every_label() -> None:
 
 
 def test_baseline_is_the_same_model_without_drift_handling() -> None:
-    from stream.backtest import baseline_config
+    from driftline.offline.backtest import baseline_config
 
     config = settings(POLICY__ACTION="reset", SNAPSHOT__EVERY_EVENTS="100")
     base = baseline_config(config)
@@ -695,7 +695,7 @@ def test_python_dash_m_stream_is_the_cli() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("DRIFTLINE_")}
     env["PYTHONPATH"] = str(REPO)
     result = subprocess.run(
-        [sys.executable, "-m", "stream", "--help"],
+        [sys.executable, "-m", "driftline", "--help"],
         cwd=REPO,
         env=env,
         capture_output=True,

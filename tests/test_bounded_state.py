@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from learners.config import ConfigError, LearningConfig, from_mapping
-from learners.encoding import OVERFLOW, FeatureEncoder
-from learners.engine import Engine
+from driftline.learners.config import ConfigError, LearningConfig, from_mapping
+from driftline.learners.encoding import OVERFLOW, FeatureEncoder
+from driftline.learners.engine import Engine
 
 ROOT = Path(__file__).resolve().parent.parent
 KEY = b"bounded-state-test-key-32-bytes!"
@@ -108,7 +108,7 @@ def test_micro_batches_encode_with_the_same_caps() -> None:
 
 def test_old_snapshots_of_the_guard_still_load() -> None:
     # A guard pickled before the range was kept (no lo/hi) judges by z alone after a restore.
-    from learners.guard import _Running
+    from driftline.learners.guard import _Running
 
     running = _Running()
     for v in range(100):

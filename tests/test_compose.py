@@ -21,9 +21,9 @@ from typing import Any
 
 import pytest
 
-from learners.snapshot import new_key
-from stream.cli import build_parser, main
-from stream.settings import load_settings
+from driftline.cli.main import build_parser, main
+from driftline.learners.snapshot import new_key
+from driftline.settings import load_settings
 
 REPO = Path(__file__).resolve().parents[1]
 COMPOSE = REPO / "docker-compose.yml"
@@ -188,13 +188,15 @@ def test_dockerfile_installs_the_package_with_driftline_as_entrypoint() -> None:
     assert re.search(r"^RUN pip install \.", text, re.M)
     project = tomllib.loads((REPO / "pyproject.toml").read_text())
     copied = " ".join(ln for ln in text.splitlines() if ln.startswith("COPY"))
-    for package in project["tool"]["setuptools"]["packages"]:
-        assert f"COPY {package} " in copied, f"the image misses package {package}"
+    folders = set(project["tool"]["setuptools"]["package-dir"].values())
+    assert folders == {"stream", "learners", "detectors"}
+    for folder in folders:
+        assert f"COPY {folder} " in copied, f"the image misses the folder {folder}"
     readme = project["project"].get("readme")
     if readme:
         assert readme in copied and (REPO / readme).is_file()
     scripts = project["project"]["scripts"]
-    assert scripts["driftline"] == "stream.cli:main"
+    assert scripts["driftline"] == "driftline.cli.main:main"
 
 
 @pytest.mark.integration
@@ -206,7 +208,7 @@ def test_compose_client_commands_work_on_a_real_broker(
 ) -> None:
     """The topics and producer services' commands with their environment, outside Docker: only
     the broker address and (to keep tests apart) the topic names differ."""
-    from stream.kafka_clients import read_topic
+    from driftline.live.kafka_clients import read_topic
 
     suffix = uuid.uuid4().hex[:10]
     for name in ("topics", "producer"):

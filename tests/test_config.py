@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from learners.config import (
+from driftline.learners.config import (
     ConfigError,
     EngineConfig,
     LearningConfig,
@@ -18,8 +18,8 @@ from learners.config import (
     from_mapping,
     to_mapping,
 )
-from learners.engine import Engine
-from stream.settings import Settings, load_settings
+from driftline.learners.engine import Engine
+from driftline.settings import Settings, load_settings
 
 _module_names = itertools.count()
 

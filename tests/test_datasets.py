@@ -10,9 +10,9 @@ import orjson
 import pytest
 from river import linear_model, preprocessing
 
-from learners.engine import encode_features
-from learners.events import decode_event, validate_event
-from stream.datasets import (
+from driftline.learners.engine import encode_features
+from driftline.learners.events import decode_event, validate_event
+from driftline.offline.datasets import (
     DATASETS,
     START_TS_MS,
     Dataset,

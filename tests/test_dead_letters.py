@@ -12,9 +12,9 @@ from typing import Any
 import orjson
 import pytest
 
-from learners.config import LearningConfig, from_mapping
-from learners.engine import Engine
-from learners.events import (
+from driftline.learners.config import LearningConfig, from_mapping
+from driftline.learners.engine import Engine
+from driftline.learners.events import (
     DEAD_LETTER_ORIGINAL_MAX,
     DEAD_LETTER_PREFIX_BYTES,
     MAX_TS_MS,
@@ -25,9 +25,9 @@ from learners.events import (
     decode_label,
     parse_timestamp,
 )
-from stream.log_filters import QUIET_S, KafkaClientNoiseFilter
-from stream.metrics import WorkerMetrics
-from stream.publisher import Publisher, encode
+from driftline.live.log_filters import QUIET_S, KafkaClientNoiseFilter
+from driftline.live.metrics import WorkerMetrics
+from driftline.live.publisher import Publisher, encode
 
 #: What a dead letter may weigh at most, whatever was rejected (Kafka's default limit is 1 MB).
 DEAD_LETTER_BOUND = 100_000
@@ -260,7 +260,7 @@ def test_acks_are_called_when_the_broker_has_the_record_and_never_for_a_dropped_
 
 
 def test_a_retried_record_is_acknowledged_once(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("stream.publisher.RETRY_BACKOFF_S", (0.001, 0.002))
+    monkeypatch.setattr("driftline.live.publisher.RETRY_BACKOFF_S", (0.001, 0.002))
 
     async def run() -> list[int]:
         broker = FakeBroker()

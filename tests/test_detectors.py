@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from detectors import FeatureMonitors, ScaledMonitor, SignalMonitor, build_detector
-from learners.config import ConfigError
+from driftline.detectors import FeatureMonitors, ScaledMonitor, SignalMonitor, build_detector
+from driftline.learners.config import ConfigError
 
 Alerts = list[tuple[str, int]]
 

@@ -17,13 +17,13 @@ from typing import Any
 import pytest
 from river import linear_model, preprocessing
 
-from learners.config import LearningConfig, from_mapping
-from learners.engine import Engine
-from learners.slot import ModelSlot
-from stream.backtest import run_backtest
-from stream.datasets import get_dataset
-from stream.sources import Source, open_source
-from stream.summary_text import incident_lines
+from driftline.learners.config import LearningConfig, from_mapping
+from driftline.learners.engine import Engine
+from driftline.learners.slot import ModelSlot
+from driftline.offline.backtest import run_backtest
+from driftline.offline.datasets import get_dataset
+from driftline.offline.sources import Source, open_source
+from driftline.offline.summary_text import incident_lines
 
 WEATHER = Path(__file__).resolve().parents[2] / "shared" / "data" / "weather.csv"
 WEATHER_FEATURES = tuple(f"feat_{i}" for i in range(1, 9))

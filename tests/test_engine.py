@@ -13,8 +13,8 @@ import orjson
 import pytest
 from conftest import UNCONFIRMED
 
-from learners.config import ConfigError, LearningConfig, from_mapping
-from learners.engine import Engine, encode_features
+from driftline.learners.config import ConfigError, LearningConfig, from_mapping
+from driftline.learners.engine import Engine, encode_features
 
 SELF = __name__  # this module, importable by name: its classes serve as `module:factory` models
 

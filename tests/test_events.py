@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from learners.events import (
+from driftline.learners.events import (
     MAX_TS_MS,
     MIN_TS_MS,
     InvalidRecord,

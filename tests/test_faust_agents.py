@@ -2,7 +2,7 @@
 
 Faust's documented test style: ``agent.test_context()`` runs an agent on an in-memory channel and
 ``await agent.put(value)`` returns once the agent has yielded it (here: once the worker has the
-chunk). The fast delivery's side of the channel (:class:`stream.app.ChunkFeed`) is driven too.
+chunk). The fast delivery's side of the channel (:class:`driftline.live.app.ChunkFeed`) is driven too.
 """
 
 from __future__ import annotations
@@ -15,13 +15,13 @@ from typing import Any
 import faust
 import pytest
 
-from learners.events import TOMBSTONE
-from stream.app import Chunk, ChunkFeed, declare_agents, drain
-from stream.label_order import Record
+from driftline.label_order import Record
+from driftline.learners.events import TOMBSTONE
+from driftline.live.app import Chunk, ChunkFeed, declare_agents, drain
 
 
 class RecordingWorker:
-    """Stands in for stream.worker.Worker: records what each handler got, in order."""
+    """Stands in for driftline.live.worker.Worker: records what each handler got, in order."""
 
     def __init__(self, delay: float = 0.0, fail_on: int | None = None) -> None:
         self.calls: list[tuple[str, list[Record]]] = []

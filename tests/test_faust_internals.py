@@ -1,4 +1,4 @@
-"""What stream/faust_internals.py relies on in faust-streaming and aiokafka, pinned.
+"""What stream/live/faust_internals.py relies on in faust-streaming and aiokafka, pinned.
 
 Each private name it uses exists, with the signature it calls, on the installed versions; the
 versions are the tested ones (and the pins of pyproject.toml); ``driftline serve`` refuses others;
@@ -21,8 +21,8 @@ from faust.assignor import PartitionAssignor
 from faust.transport import consumer as faust_consumer
 from faust.transport.drivers import aiokafka as driver
 
-from stream import faust_internals
-from stream.faust_internals import (
+from driftline.live import faust_internals
+from driftline.live.faust_internals import (
     FETCH_MAX_WAIT_MS,
     TESTED_VERSIONS,
     UntestedVersionError,
@@ -59,8 +59,8 @@ def test_an_untested_version_is_refused_with_the_tested_ones_named() -> None:
 def test_serve_refuses_to_start_on_untested_versions(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from stream.app import serve
-    from stream.settings import load_settings
+    from driftline.live.app import serve
+    from driftline.settings import load_settings
 
     monkeypatch.setattr(
         faust_internals,
@@ -190,8 +190,8 @@ def test_the_worker_consumer_gets_faust_co_partitioning_assignor(standby_replica
 
 
 def test_driftline_serve_app_uses_the_co_partitioning_assignor() -> None:
-    from stream.app import build_app
-    from stream.settings import load_settings
+    from driftline.live.app import build_app
+    from driftline.settings import load_settings
 
     async def run() -> tuple[faust.App, dict[str, Any]]:
         app, _ = build_app(

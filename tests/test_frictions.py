@@ -17,9 +17,9 @@ from pathlib import Path
 import orjson
 import pytest
 
-from learners.models import model_names
-from stream.cli import build_parser, main
-from stream.keys import KEY_ENV
+from driftline.cli.main import build_parser, main
+from driftline.keys import KEY_ENV
+from driftline.learners.models import model_names
 
 REPO = Path(__file__).resolve().parents[1]
 KEY = "a-test-key-that-is-long-enough-0123"
@@ -470,7 +470,7 @@ def test_install_rejects_unknown_options(checkout: Path) -> None:
 def test_the_parser_and_every_help_page_build_without_heavy_imports() -> None:
     code = """
 import sys
-from stream.cli import build_parser
+from driftline.cli.main import build_parser
 parser = build_parser()
 parser.format_help()
 sub = next(a for a in parser._actions if getattr(a, "choices", None) and "backtest" in a.choices)

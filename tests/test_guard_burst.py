@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from learners.config import LearningConfig, from_mapping
-from learners.engine import Engine
+from driftline.learners.config import LearningConfig, from_mapping
+from driftline.learners.engine import Engine
 
 MEAN, STD = 5.0, 2.0
 BEFORE, BURST, AFTER = 5000, 2000, 3000

@@ -10,13 +10,13 @@ from typing import Any
 import pytest
 from river.datasets import synth
 
-from detectors.monitor import SignalMonitor
-from learners.config import ConfigError, LearningConfig, from_mapping
-from learners.engine import Engine
-from learners.snapshot import SnapshotError
-from stream.backtest import run_backtest
-from stream.settings import load_settings
-from stream.sources import open_source
+from driftline.detectors.monitor import SignalMonitor
+from driftline.learners.config import ConfigError, LearningConfig, from_mapping
+from driftline.learners.engine import Engine
+from driftline.learners.snapshot import SnapshotError
+from driftline.offline.backtest import run_backtest
+from driftline.offline.sources import open_source
+from driftline.settings import load_settings
 
 KEY = b"k" * 32
 

@@ -25,8 +25,8 @@ from typing import Any
 import orjson
 import pytest
 
-from stream.cli import main
-from stream.settings import REDACTED, is_secret_name, load_settings, redact, redact_text
+from driftline.cli.main import main
+from driftline.settings import REDACTED, is_secret_name, load_settings, redact, redact_text
 
 REPO = Path(__file__).resolve().parents[1]
 SECRET = "hunter2-s3cret"
@@ -270,7 +270,7 @@ def _subprocess_env() -> dict[str, str]:
 @pytest.mark.parametrize("extra", [[], ["--json"]])
 def test_stdout_closed_early_is_silent_and_exits_1(extra: list[str]) -> None:
     """The reader is gone before the summary is written: silence on stderr, exit status 1."""
-    command = [sys.executable, "-m", "stream", "backtest", "--dataset", "sea-abrupt"]
+    command = [sys.executable, "-m", "driftline", "backtest", "--dataset", "sea-abrupt"]
     with subprocess.Popen(
         [*command, "--limit", "3000", *extra],
         cwd=REPO,
@@ -290,7 +290,7 @@ def test_stdout_closed_early_is_silent_and_exits_1(extra: list[str]) -> None:
 @pytest.mark.parametrize("pipe", ["head -2", "head -4"])
 def test_backtest_piped_into_head_shows_no_traceback(pipe: str) -> None:
     command = (
-        f"set -o pipefail; {sys.executable} -m stream backtest --dataset sea-abrupt "
+        f"set -o pipefail; {sys.executable} -m driftline backtest --dataset sea-abrupt "
         f"--limit 3000 | {pipe}"
     )
     done = subprocess.run(
@@ -362,8 +362,8 @@ def test_a_configuration_error_quoting_a_secret_redacts_it(
 
 
 def test_health_shows_no_setting_and_no_secret() -> None:
-    """``/health`` serves ``Worker.status()`` (stream.app): built here without a broker."""
-    from stream.worker import Worker
+    """``/health`` serves ``Worker.status()`` (driftline.live.app): built here without a broker."""
+    from driftline.live.worker import Worker
 
     settings = load_settings(environ={"DRIFTLINE_KAFKA__CLIENT": CLIENT_WITH_SECRETS})
     assert settings.kafka.client["sasl_plain_password"] == SECRET
@@ -438,7 +438,7 @@ def test_snapshots_show_redacts_secrets_in_the_header(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # A snapshot's header carries model_params: a user's model may take an API key.
-    from learners.snapshot import sign_snapshot
+    from driftline.learners.snapshot import sign_snapshot
 
     header = {"format": 2, "model": "mypkg:make", "model_params": {"api_key": SECRET, "n": 3}}
     path = tmp_path / "model.snapshot"

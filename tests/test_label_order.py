@@ -1,10 +1,10 @@
-"""The order of events and late labels of one partition (stream.label_order), in memory."""
+"""The order of events and late labels of one partition (driftline.label_order), in memory."""
 
 from __future__ import annotations
 
 import orjson
 
-from stream.label_order import NO_LABELS_AFTER_MS, LabelOrder, Record
+from driftline.label_order import NO_LABELS_AFTER_MS, LabelOrder, Record
 
 
 def event(offset: int, ts: float) -> Record:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from stream.report import (
+from driftline.offline.report import (
     MAX_STRIP_ROWS,
     _row_labels,
     build_figure,

@@ -12,10 +12,11 @@ from typing import Any
 import orjson
 import pytest
 
-from learners import snapshot as snapshot_module
-from learners.config import LearningConfig, from_mapping
-from learners.engine import Engine
-from learners.snapshot import (
+from driftline.keys import KEY_ENV, KEY_FILE_ENV, load_key
+from driftline.learners import snapshot as snapshot_module
+from driftline.learners.config import LearningConfig, from_mapping
+from driftline.learners.engine import Engine
+from driftline.learners.snapshot import (
     MAGIC,
     SnapshotError,
     load_snapshot,
@@ -23,8 +24,7 @@ from learners.snapshot import (
     sign_snapshot,
     verify,
 )
-from stream.datasets import get_dataset
-from stream.keys import KEY_ENV, KEY_FILE_ENV, load_key
+from driftline.offline.datasets import get_dataset
 
 KEY = b"k" * 32
 OTHER_KEY = b"o" * 32

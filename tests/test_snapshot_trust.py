@@ -9,14 +9,13 @@ from typing import Any
 
 import pytest
 
-from learners.engine import Engine
-from learners.snapshot import SnapshotError, new_key
-from stream.keys import KEY_ENV, KEY_FILE_ENV, load_key
-from stream.metrics import WorkerMetrics
-from stream.recovery import PartitionSnapshots, choose, restore_newest
-from stream.settings import Settings, load_settings
-from stream.snapshot_floor import Floor, FloorError, decode_floor, encode_floor
-from stream.snapshot_records import (
+from driftline.keys import KEY_ENV, KEY_FILE_ENV, load_key
+from driftline.learners.engine import Engine
+from driftline.learners.snapshot import SnapshotError, new_key
+from driftline.live.metrics import WorkerMetrics
+from driftline.live.recovery import PartitionSnapshots, choose, restore_newest
+from driftline.live.snapshot_floor import Floor, FloorError, decode_floor, encode_floor
+from driftline.live.snapshot_records import (
     CHUNK_HEADER,
     SET_HEADER,
     Assembler,
@@ -24,7 +23,8 @@ from stream.snapshot_records import (
     parse_snapshot_key,
     snapshot_key,
 )
-from stream.worker import Worker
+from driftline.live.worker import Worker
+from driftline.settings import Settings, load_settings
 
 KEY = bytes.fromhex("0f1e2d3c4b5a69788796a5b4c3d2e1f00112233445566778899aabbccddeeff0")
 OTHER = bytes.fromhex("a1b2c3d4e5f60718293a4b5c6d7e8f90123456789abcdef0fedcba9876543210")

@@ -20,10 +20,10 @@ from typing import Any
 import orjson
 import pytest
 
-from stream.backtest import run_backtest
-from stream.cli import main
-from stream.settings import load_settings
-from stream.sources import open_source
+from driftline.cli.main import main
+from driftline.offline.backtest import run_backtest
+from driftline.offline.sources import open_source
+from driftline.settings import load_settings
 
 ROWS = 400
 FIELDS = ["id", "ts", "temp", "site", "label"]
@@ -473,8 +473,8 @@ def test_produce_sends_a_row_it_cannot_parse_as_its_original_bytes() -> None:
     # A broken CSV row reached `driftline produce` as an Unparsed record, which orjson cannot
     # serialise (TypeError, a traceback): it goes out as its own bytes, for the worker to
     # dead-letter with the reason, as the backtest does.
-    from learners.events import InvalidRecord, Unparsed
-    from stream.produce import encode_event
+    from driftline.cli.produce import encode_event
+    from driftline.learners.events import InvalidRecord, Unparsed
 
     row = Unparsed('1,2.5,"unclosed', InvalidRecord("bad_csv_row", "unclosed quote"))
     assert encode_event(row, strip_label=True) == (None, b'1,2.5,"unclosed', None)

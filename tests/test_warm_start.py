@@ -10,14 +10,14 @@ from pathlib import Path
 import orjson
 import pytest
 
-from learners.config import LearningConfig
-from learners.engine import Engine
-from learners.snapshot import SnapshotError
-from stream.cli import main
-from stream.datasets import get_dataset
-from stream.metrics import WorkerMetrics
-from stream.settings import load_settings
-from stream.worker import Worker
+from driftline.cli.main import main
+from driftline.learners.config import LearningConfig
+from driftline.learners.engine import Engine
+from driftline.learners.snapshot import SnapshotError
+from driftline.live.metrics import WorkerMetrics
+from driftline.live.worker import Worker
+from driftline.offline.datasets import get_dataset
+from driftline.settings import load_settings
 
 KEY = "4c8e1a7f3b9d05e2c6a8f1b4d7e03a9c5f2b8e1d4a7c06f3e9b2d5a8c1f4e07b"
 

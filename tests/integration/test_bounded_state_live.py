@@ -27,12 +27,12 @@ import orjson
 import pytest
 from kafka import KafkaConsumer, TopicPartition
 
+from driftline.live.snapshot_records import Assembler, SnapshotSet
 from integration.test_live_worker import (
     SNAPSHOT_KEY,
     Live,
     live_factory,  # noqa: F401 (a fixture)
 )
-from stream.snapshot_records import Assembler, SnapshotSet
 
 pytestmark = pytest.mark.integration
 

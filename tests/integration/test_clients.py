@@ -1,7 +1,7 @@
 """The client commands on the real broker: produce, replay, alerts, snapshots, topics.
 
 Every test has topics of its own (``DRIFTLINE_KAFKA__TOPICS__*`` with a unique suffix) and runs
-the commands in-process through ``stream.cli.main``; every wait is bounded.
+the commands in-process through ``driftline.cli.main.main``; every wait is bounded.
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ import orjson
 import pytest
 from kafka import KafkaProducer
 
-from learners.snapshot import sign_snapshot
-from stream.cli import main
-from stream.kafka_clients import read_topic
-from stream.settings import Settings, load_settings
+from driftline.cli.main import main
+from driftline.learners.snapshot import sign_snapshot
+from driftline.live.kafka_clients import read_topic
+from driftline.settings import Settings, load_settings
 
 pytestmark = pytest.mark.integration
 

@@ -15,6 +15,7 @@ import pytest
 from kafka import KafkaAdminClient, KafkaProducer
 from kafka.admin import ConfigResource, ConfigResourceType
 
+from driftline.learners.events import DEAD_LETTER_PREFIX_BYTES
 from integration.test_live_worker import (
     OUTPUT_TIMEOUT_S,
     Live,
@@ -23,7 +24,6 @@ from integration.test_live_worker import (
     values,
     wait_predictions,
 )
-from learners.events import DEAD_LETTER_PREFIX_BYTES
 
 pytestmark = pytest.mark.integration
 

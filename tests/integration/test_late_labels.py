@@ -19,6 +19,10 @@ from typing import Any
 import orjson
 import pytest
 
+from driftline.label_order import LabelOrder, Record
+from driftline.learners.engine import Engine
+from driftline.offline.backtest import run_backtest
+from driftline.offline.sources import open_source
 from integration.test_live_worker import (
     OUTPUT_TIMEOUT_S,
     REPO_DIR,
@@ -30,10 +34,6 @@ from integration.test_live_worker import (
     wait_predictions,
     without_ts,
 )
-from learners.engine import Engine
-from stream.backtest import run_backtest
-from stream.label_order import LabelOrder, Record
-from stream.sources import open_source
 
 pytestmark = pytest.mark.integration
 __all__ = ["live_factory"]  # the fixture, imported for pytest
@@ -46,7 +46,7 @@ def produce(live: Live, *args: str) -> subprocess.Popen[bytes]:
     """``driftline produce ...`` in the background, as a user runs it beside the worker."""
     with open(live.tmp_path / f"produce-{time.monotonic_ns()}.log", "wb") as log:
         return subprocess.Popen(
-            [sys.executable, "-m", "stream", "produce", *args],
+            [sys.executable, "-m", "driftline", "produce", *args],
             cwd=REPO_DIR,
             env={**os.environ, **live.base_env},
             stdin=subprocess.DEVNULL,
@@ -189,7 +189,7 @@ def test_kill_9_with_late_labels_replays_identical_predictions(
 
 def offline_in_time_order(live: Live) -> dict[int, Engine]:
     """Per partition, an engine fed every event and label in the order their times give
-    (stream.label_order, with everything already read): what any run must have predicted."""
+    (driftline.label_order, with everything already read): what any run must have predicted."""
     by_partition: dict[int, tuple[list[Record], list[Record]]] = {}
     for topic, side in ((live.topics.events, 0), (live.topics.labels, 1)):
         for r in sorted(live.reader(topic).read_to_end(), key=lambda r: r.offset):

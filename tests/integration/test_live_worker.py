@@ -2,7 +2,7 @@
 snapshots, rebalance, late labels across a restart.
 
 Every test gets its own topics and consumer group, runs the worker as a subprocess
-(``python -m stream serve`` with ``DRIFTLINE_*`` overrides, as a user would) and kills whatever it
+(``python -m driftline serve`` with ``DRIFTLINE_*`` overrides, as a user would) and kills whatever it
 started in ``finally``. The expected outputs come from the very same engine run offline over the
 records as they sit in each partition, so "exactly once" is checked record by record.
 """
@@ -26,14 +26,14 @@ import orjson
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-from learners.engine import Engine
-from learners.snapshot import read_header, sign_snapshot
-from stream.backtest import run_backtest
-from stream.datasets import get_dataset
-from stream.settings import Settings, load_settings
-from stream.snapshot_records import Assembler, snapshot_key
-from stream.sources import open_source
-from stream.topics import ensure_topics
+from driftline.learners.engine import Engine
+from driftline.learners.snapshot import read_header, sign_snapshot
+from driftline.live.snapshot_records import Assembler, snapshot_key
+from driftline.live.topics import ensure_topics
+from driftline.offline.backtest import run_backtest
+from driftline.offline.datasets import get_dataset
+from driftline.offline.sources import open_source
+from driftline.settings import Settings, load_settings
 
 pytestmark = pytest.mark.integration
 
@@ -130,7 +130,7 @@ class Live:
         }
         with open(log_path, "wb") as log:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "stream", "serve"],
+                [sys.executable, "-m", "driftline", "serve"],
                 cwd=REPO_DIR,
                 env=full_env,
                 stdin=subprocess.DEVNULL,
@@ -329,7 +329,7 @@ def offline_outputs(engines: dict[int, Engine]) -> tuple[list[dict], list[dict],
 
 def newest_snapshots(live: Live) -> dict[int, dict[str, Any]]:
     """The header of the snapshot the worker would restore, per partition (verified, reassembled
-    from its chunks, ranked by sequence then watermark: stream.snapshot_records)."""
+    from its chunks, ranked by sequence then watermark: driftline.live.snapshot_records)."""
     reader = Assembler(live.app_id, None, SNAPSHOT_KEY.encode())
     for r in live.reader(live.topics.snapshots).read_to_end():
         reader.add(r.key, r.offset, r.value, r.headers, r.partition, r.timestamp)
@@ -406,7 +406,7 @@ def test_end_to_end_predictions_alerts_snapshots_dead_letters(live_factory: Any)
 def test_serve_refuses_to_start_without_a_snapshot_key(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("DRIFTLINE_")}
     done = subprocess.run(
-        [sys.executable, "-m", "stream", "serve"],
+        [sys.executable, "-m", "driftline", "serve"],
         cwd=REPO_DIR,
         env={**env, "DRIFTLINE_BOOTSTRAP": "127.0.0.1:9"},
         capture_output=True,

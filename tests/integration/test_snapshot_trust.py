@@ -21,6 +21,9 @@ from typing import Any
 import orjson
 import pytest
 
+from driftline.learners.snapshot import read_header, sign_snapshot
+from driftline.live.snapshot_floor import Floor, FloorStore
+from driftline.live.snapshot_records import Assembler, SnapshotSet, snapshot_key
 from integration.test_live_worker import (
     REPO_DIR,
     SNAPSHOT_KEY,
@@ -30,9 +33,6 @@ from integration.test_live_worker import (
     sea_events,
     wait_predictions,
 )
-from learners.snapshot import read_header, sign_snapshot
-from stream.snapshot_floor import Floor, FloorStore
-from stream.snapshot_records import Assembler, SnapshotSet, snapshot_key
 
 pytestmark = pytest.mark.integration
 
@@ -151,7 +151,7 @@ def test_a_deleted_newest_snapshot_holds_the_partition_across_restarts_until_res
     assert not {e["id"] for e in second} & set(by_id)  # nothing processed while held
 
     reset = subprocess.run(
-        [sys.executable, "-m", "stream", "snapshots", "reset", "--partition", "0", "--yes"],
+        [sys.executable, "-m", "driftline", "snapshots", "reset", "--partition", "0", "--yes"],
         cwd=REPO_DIR,
         env={**os.environ, **live.base_env},
         capture_output=True,

@@ -1,0 +1,1 @@
+"""The ``driftline`` command line: :func:`driftline.cli.main.main`."""

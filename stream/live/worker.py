@@ -1,0 +1,439 @@
+"""The live worker's state: one engine per owned ``events`` partition, recovery, snapshots, outputs.
+
+Faust delivers records (:mod:`driftline.live.app`); this module decides what happens to them, so that after
+a crash, a restart or a rebalance every event is learned exactly once:
+
+* **Ownership.** Partition ``p`` of ``events`` and of ``labels`` belong to one worker (Faust's
+  assignor co-partitions them) and one :class:`~driftline.learners.engine.Engine`.
+* **Recovery.** On assignment the worker reads ``model-snapshots`` (key ``"<app id>:<p>"``),
+  restores the newest snapshot whose signature verifies (one that does not is refused, logged and
+  counted, never unpickled), and the driver seeks ``events`` to its ``watermark + 1`` and
+  ``labels`` to its ``label_watermark + 1``. No valid snapshot: a fresh engine from offset 0.
+  Consumer-group offsets are never committed: the snapshot *is* the committed position.
+* **Snapshots** are published every ``snapshot.every_events`` events (the engine asks for them),
+  on revocation and on a clean shutdown, and only after every output record of the events they
+  cover has been acknowledged by the broker. A snapshot therefore never skips an event whose
+  prediction was lost; events after it are replayed and predicted again, identically.
+* **Late labels** are applied where their time puts them among the events
+  (:mod:`driftline.label_order`): the order is a function of the data, so a replay predicts what
+  the first run predicted, and one partition live predicts what ``driftline backtest
+  --label-delay`` does.
+* **Outputs** are retried until the broker takes them: a broker that goes away stalls the
+  worker, it does not crash it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+from driftline.label_order import LabelOrder, Record
+from driftline.learners.engine import Engine
+from driftline.live.metrics import WorkerMetrics
+from driftline.live.publisher import OutputTooLarge, Publisher, encode
+from driftline.live.snapshot_keeper import SnapshotKeeper
+from driftline.settings import Settings
+
+log = logging.getLogger("driftline.worker")
+
+#: Records waiting in a partition's label order before its fetching is paused (memory bound):
+#: events wait for labels (and labels for events) only until the other side reaches their time.
+EVENTS_WAITING_MAX = 10_000
+#: Outputs are published at least every this many events of a long run.
+PUBLISH_EVERY = 500
+LABELS_WAITING_MAX = 50_000
+
+#: ``flow(topic, partition, on)``: resume (True) or pause (False) fetching a partition.
+FlowControl = Callable[[str, int, bool], None]
+
+
+# --------------------------------------------------------------------------- the worker
+
+
+class Worker:
+    """Engines of the owned partitions, driven by the Faust agents of :mod:`driftline.live.app`."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        snapshot_key: bytes,
+        publisher: Publisher,
+        metrics: WorkerMetrics,
+        highwater: Callable[[str, int], int | None],
+        flow: FlowControl | None = None,
+        fetched_at: Callable[[str, int], float | None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.app_id = settings.service.app_id
+        self.topics = settings.kafka.topics
+        self.key = snapshot_key
+        self.publisher = publisher
+        self.metrics = metrics
+        self.engines: dict[int, Engine] = {}
+        self._highwater = highwater
+        # Revoked engines, kept in case the next assignment hands their partitions back.
+        self._parked: dict[int, Engine] = {}
+        self._order: dict[int, LabelOrder] = {}
+        self._next_offset: dict[tuple[str, int], int] = {}  # where reading each partition is at
+        self._resume_at: dict[tuple[str, int], int] = {}  # where the snapshot said to resume
+        self._flow = flow
+        self._fetched_at = fetched_at
+        self._paused: set[tuple[str, int]] = set()
+        self._max_idle_ms = settings.labels.max_idle_ms
+        self._published: dict[int, tuple[int, int]] = {}  # (watermark, label watermark) on topic
+        self._dirty: set[int] = set()  # outputs drained but not all handed over yet
+        self._lock = asyncio.Lock()
+        self._unowned_warned: set[tuple[str, int]] = set()
+        # Partitions being taken over: their records wait (Faust may deliver before we are done).
+        self._assigning: set[int] = set()
+        self._ready = asyncio.Event()
+        self._ready.set()
+        self._assignment = 0
+        self._observers: dict[str, Callable[[float], None]] = {}
+        # Restore or hold, chunked publishing, the snapshot floor (driftline.live.snapshot_keeper).
+        self.keeper = SnapshotKeeper(self)
+
+    async def _until_ready(self, records: Sequence[Record]) -> None:
+        # Records fetched before the seek to the watermark are safe to process once the engine
+        # is in place: the engine skips offsets at or below its watermark, and without committed
+        # offsets the fetch position before the seek is never beyond it.
+        if self._assigning and any(r.partition in self._assigning for r in records):
+            await self._ready.wait()
+
+    # ------------------------------------------------------------------ records
+
+    async def handle_events(self, records: Sequence[Record]) -> None:
+        """Events of one fetch: into their partition's label order, then process what may go."""
+        await self._read(self.topics.events, records, EVENTS_WAITING_MAX)
+
+    async def handle_labels(self, records: Sequence[Record]) -> None:
+        """Late labels of one fetch: into their partition's label order, then process what may
+        go (each label right before the first event later than it)."""
+        await self._read(self.topics.labels, records, LABELS_WAITING_MAX)
+
+    async def _read(self, topic: str, records: Sequence[Record], max_waiting: int) -> None:
+        await self._until_ready(records)
+        now_ms = time.time() * 1000
+        by_partition: dict[int, list[Record]] = {}
+        for record in records:
+            by_partition.setdefault(record.partition, []).append(record)
+        is_events = topic == self.topics.events
+        async with self._lock:
+            for p, recs in by_partition.items():
+                order = self._order.get(p)
+                if order is None or p not in self.engines:
+                    self._warn_unowned(topic, p)
+                    continue
+                start = self._resume_at.get((topic, p), 0)
+                if recs[0].offset < start:
+                    # Fetched before the seek to the snapshot's watermarks: already processed
+                    # (and their times must not count in the order of what comes next).
+                    kept = [r for r in recs if r.offset >= start]
+                    self.engines[p].counters["duplicates"] += len(recs) - len(kept)
+                    if not kept:
+                        continue
+                    recs = kept
+                (order.add_events if is_events else order.add_labels)(recs, now_ms)
+                self._next_offset[(topic, p)] = recs[-1].offset + 1
+                side = order.events if is_events else order.labels
+                if len(side.queue) >= max_waiting:
+                    # Only from this topic's own handler: Faust skips the rest of a fetch for a
+                    # partition paused while the fetch is being handed over.
+                    self._set_flow(topic, p, False)
+                await self._advance(p)
+
+    def _set_flow(self, topic: str, p: int, on: bool) -> None:
+        if self._flow is None or ((topic, p) in self._paused) != on:
+            return
+        (self._paused.discard if on else self._paused.add)((topic, p))
+        self._flow(topic, p, on)
+
+    def _caught_up_at(self, topic: str, p: int) -> float | None:
+        """When a fetch last showed ``topic[p]`` read to its end (ms; None: it is not)."""
+        hw = self._highwater(topic, p)
+        if hw is None or self._next_offset.get((topic, p), 0) < hw:
+            return None
+        at = self._fetched_at(topic, p) if self._fetched_at is not None else None
+        return time.time() * 1000 if at is None else at
+
+    async def _advance(self, p: int) -> None:
+        """Process the events and labels of ``p`` that their order lets go, then publish."""
+        engine, order = self.engines.get(p), self._order.get(p)
+        if engine is None or order is None or not order:
+            return
+        events, labels = self.topics.events, self.topics.labels
+        reordered = order.reordered
+        runs = order.take(
+            self._caught_up_at(events, p),
+            self._caught_up_at(labels, p),
+        )
+        if not runs:
+            return
+        self._dirty.add(p)
+        batch_size = self.settings.engine.batch_size
+        # Published a slice at a time (a run can be long: events that waited for labels):
+        # outputs leave promptly, and a due snapshot is not held back behind the whole run.
+        step = batch_size if batch_size > 1 else PUBLISH_EVERY
+        for kind, recs in runs:
+            if kind == "labels":
+                for r in recs:
+                    self._run(p, r.offset, "label", engine.process_label, r.value, r.offset, None)
+                continue
+            for start in range(0, len(recs), step):
+                chunk = recs[start : start + step]
+                if batch_size > 1:
+                    self._run(
+                        p,
+                        chunk[0].offset,
+                        "batch",
+                        engine.process_batch,
+                        [r.value for r in chunk],
+                        [r.offset for r in chunk],
+                        chunk[-1].timestamp_ms,
+                    )
+                else:
+                    self._run_events(p, engine, chunk)
+                if start + step < len(recs):
+                    self._dirty.add(p)
+                    await self._publish(p, engine, "periodic")
+        if order.reordered > reordered:
+            self.metrics.labels_reordered.labels(str(p)).inc(order.reordered - reordered)
+        await self._publish(p, engine, "periodic")
+        if len(order.events.queue) < EVENTS_WAITING_MAX // 2:
+            self._set_flow(events, p, True)
+        if len(order.labels.queue) < LABELS_WAITING_MAX // 2:
+            self._set_flow(labels, p, True)
+
+    async def tick(self) -> None:
+        """Periodic: release records that waited long enough at the head; refresh the gauges."""
+        async with self._lock:
+            for p in list(self._order):
+                await self._advance(p)
+            waiting = 0
+            for p, engine in self.engines.items():
+                order = self._order.get(p)
+                waiting += len(order.labels.queue) if order is not None else 0
+                hw = self._highwater(self.topics.events, p)
+                if hw is not None:
+                    self.metrics.lag.labels(self.topics.events, str(p)).set(
+                        max(0, hw - engine.watermark - 1)
+                    )
+                hw = self._highwater(self.topics.labels, p)
+                if hw is not None:
+                    self.metrics.lag.labels(self.topics.labels, str(p)).set(
+                        max(0, hw - engine.label_watermark - 1)
+                    )
+            self.metrics.labels_waiting.set(waiting)
+
+    def _run(self, p: int, offset: int, kind: str, call: Callable[..., None], *args: Any) -> None:
+        # The engine turns bad input into dead letters; an exception here is a bug. Log it with
+        # the record's position and go on with the next record rather than crash-loop on it.
+        started = time.perf_counter()
+        try:
+            call(*args)
+        except Exception:
+            self._processing_error(p, kind, offset)
+        self._observe(kind)(time.perf_counter() - started)
+
+    def _run_events(self, p: int, engine: Engine, records: list[Record]) -> None:
+        # _run, inlined for the per-record hot path: one call less and no label lookup per event.
+        process, observe, clock = engine.process, self._observe("event"), time.perf_counter
+        for r in records:
+            started = clock()
+            try:
+                process(r.value, r.offset, r.timestamp_ms)
+            except Exception:
+                self._processing_error(p, "event", r.offset)
+            observe(clock() - started)
+
+    def _processing_error(self, p: int, kind: str, offset: int) -> None:
+        self.metrics.errors.labels(kind).inc()
+        log.exception("partition %d: processing the %s at offset %d", p, kind, offset)
+
+    def _observe(self, kind: str) -> Callable[[float], None]:
+        # The histogram child of a kind, looked up once (labels() costs about as much as
+        # observe()); created on first use, as before, so /metrics shows only kinds seen.
+        observe = self._observers.get(kind)
+        if observe is None:
+            observe = self._observers[kind] = self.metrics.latency.labels(kind).observe
+        return observe
+
+    def _warn_unowned(self, topic: str, p: int) -> None:
+        # Records of a partition revoked while they were in flight: its new owner replays them.
+        if (topic, p) not in self._unowned_warned:
+            self._unowned_warned.add((topic, p))
+            log.info("skipping records of %s[%d]: not owned by this worker (now)", topic, p)
+
+    # ------------------------------------------------------------------ outputs and snapshots
+
+    async def _publish(self, p: int, engine: Engine, reason: str) -> None:
+        out = engine.outputs.drain()
+        send_many = self.publisher.send_many
+        topics = self.topics
+        partition_key = str(p).encode()
+        for record in out.alerts:
+            log.info(
+                "partition %d: %s %s on %s (%s), action: %s",
+                p,
+                record.get("detector"),
+                record.get("kind"),
+                record.get("signal"),
+                record.get("index"),
+                record.get("action"),
+            )
+        try:
+            if out.predictions:
+                await send_many(
+                    topics.predictions,
+                    [
+                        (str(r["id"] if r["key"] is None else r["key"]).encode(), encode(r))
+                        for r in out.predictions
+                    ],
+                )
+            if out.alerts:
+                await send_many(topics.alerts, [(partition_key, encode(r)) for r in out.alerts])
+            if out.dead_letters:
+                # Counted once the broker has them (driftline_dead_letters_total); each one is
+                # bounded in size (driftline.learners.events.dead_letter), so none is too large to publish.
+                counter = self.metrics.dead_letters
+                await send_many(
+                    topics.dead_letter,
+                    [(partition_key, encode(r)) for r in out.dead_letters],
+                    [counter.labels(str(p), r["reason"]).inc for r in out.dead_letters],
+                )
+        except OutputTooLarge as exc:  # (a record sent again after a failed delivery)
+            log.error("partition %d: an output record was dropped: %s", p, exc)
+        for snap in out.snapshots:
+            await self._publish_snapshot(p, snap, reason)
+        self._dirty.discard(p)
+
+    async def _publish_snapshot(self, p: int, snap: Mapping[str, Any], reason: str) -> None:
+        # In chunks under rotating keys, then the floor: driftline.live.snapshot_keeper.
+        await self.keeper.publish(p, snap, reason)
+
+    async def _final_snapshot(self, p: int, engine: Engine, reason: str) -> None:
+        if p in self._dirty:
+            log.warning(
+                "partition %d: no %s snapshot: the outputs of its last records may not have been "
+                "sent; its next owner replays them from the previous snapshot",
+                p,
+                reason,
+            )
+            return
+        if self._published.get(p) == (engine.watermark, engine.label_watermark):
+            return  # nothing new since the last one
+        started = time.perf_counter()
+        # checkpoint(), not snapshot(): an off-schedule snapshot must not move the rollback
+        # target, or the next owner would predict differently from an uninterrupted run.
+        engine.checkpoint()
+        self.metrics.snapshot_seconds.labels("take").observe(time.perf_counter() - started)
+        await self._publish(p, engine, reason)
+
+    # ------------------------------------------------------------------ rebalancing
+
+    async def on_revoked(self, partitions: Iterable[int]) -> None:
+        """Snapshot and park the engines of revoked partitions (the next owner restores them)."""
+        async with self._lock:
+            for p in sorted(partitions):
+                engine = self.engines.pop(p, None)
+                self._order.pop(p, None)
+                if engine is None:
+                    continue
+                await self._final_snapshot(p, engine, "revoked")
+                if p in self._dirty:  # ahead of its outputs: only a snapshot may bring it back
+                    self._dirty.discard(p)
+                else:
+                    self._parked[p] = engine
+            self.metrics.assigned.set(len(self.engines))
+
+    def begin_assignment(self, partitions: Iterable[int]) -> int:
+        """Call first thing on assignment (before any await): records of ``partitions`` wait.
+        Returns the assignment's number: a newer assignment makes an unfinished one stale."""
+        self._assigning = set(partitions)
+        self._ready.clear()
+        self._assignment += 1
+        return self._assignment
+
+    def end_assignment(self, assignment: int | None = None) -> None:
+        """Call when the engines are in place and the consumer has been moved to their watermarks
+        (also after a failure: the app crashes then, and nothing was committed). A stale
+        assignment's end changes nothing: the newer one's records still wait for it."""
+        if assignment is not None and assignment != self._assignment:
+            return
+        self._assigning = set()
+        self._ready.set()
+
+    async def on_assigned(
+        self, partitions: Iterable[int], snapshots: Mapping[int, Any], assignment: int | None = None
+    ) -> dict[int, tuple[int, int]] | None:
+        """Take over ``partitions``; return where to resume: ``{p: (events, labels offset)}``
+        (None: a newer assignment came while the snapshots were read; it takes over instead)."""
+        async with self._lock:
+            if assignment is not None and assignment != self._assignment:
+                return None
+            held = {**self._parked, **self.engines}
+            for p in self._dirty:
+                held.pop(p, None)
+            self._dirty.clear()
+            self.engines, self._parked = {}, {}
+            self._order.clear()
+            self._next_offset.clear()
+            self._resume_at.clear()
+            for topic, p in list(self._paused):
+                self._set_flow(topic, p, True)
+            self._unowned_warned.clear()
+            resume = {}
+            for p in sorted(partitions):
+                engine = self._recover(p, held.get(p), snapshots.get(p, []))
+                if engine is None:  # held: no engine, not fetched, nothing committed
+                    self._set_flow(self.topics.events, p, False)
+                    self._set_flow(self.topics.labels, p, False)
+                    continue
+                self.engines[p] = engine
+                self._order[p] = LabelOrder(self._max_idle_ms)
+                resume[p] = (engine.watermark + 1, engine.label_watermark + 1)
+                for topic, at in zip(
+                    (self.topics.events, self.topics.labels), resume[p], strict=True
+                ):
+                    self._next_offset[(topic, p)] = self._resume_at[(topic, p)] = at
+            for p in set(self._published) - set(self.engines):
+                del self._published[p]
+            self.metrics.assigned.set(len(self.engines))
+            await self.keeper.after_recovery(set(partitions))  # hold alerts, floors
+            return resume
+
+    def _recover(self, p: int, held: Engine | None, records: Any) -> Engine | None:
+        """The engine ``p`` resumes with: the newest snapshot that verifies and is not below the
+        floor, the engine in memory, or a fresh one; ``None`` when the partition is held
+        (snapshots exist but none may be restored: see driftline.live.snapshot_keeper)."""
+        return self.keeper.recover(p, held, records)
+
+    async def shutdown(self) -> None:
+        """Final snapshots of every owned partition (clean shutdown), then flush."""
+        async with self._lock:
+            for p, engine in sorted(self.engines.items()):
+                await self._final_snapshot(p, engine, "shutdown")
+            await self.publisher.flush()
+            self.keeper.close()
+
+    def status(self) -> dict[str, Any]:
+        """What ``/health`` shows."""
+        return {
+            "status": "ok",
+            "app_id": self.app_id,
+            "assigned": sorted(self.engines),
+            "held": {str(p): why for p, why in sorted(self.keeper.held.items())},
+            "partitions": {
+                str(p): {
+                    "watermark": e.watermark,
+                    "label_watermark": e.label_watermark,
+                    "events": e.counters["events"],
+                    "learned": e.counters["learned"],
+                    "labels_waiting": len(self._order[p].labels.queue) if p in self._order else 0,
+                }
+                for p, e in sorted(self.engines.items())
+            },
+        }
