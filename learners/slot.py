@@ -18,6 +18,7 @@ from driftline.learners.config import LearningConfig
 from driftline.learners.fallback import BaselineFallback
 from driftline.learners.model_error import error_monitor, loss
 from driftline.learners.models import build_model
+from driftline.learners.prototypes import display_name
 
 
 class ModelSlot(ChampionAndChallengers):
@@ -44,7 +45,7 @@ class ModelSlot(ChampionAndChallengers):
         self.predict_errors = 0
         self.learn_errors = 0
         self.cold_model_loss = self.cold_fallback_loss = 0.0  # see learn_fallback
-        self.champion_name = config.model.name
+        self.champion_name = display_name(config.model.name, config.model.params)
         # "model" (the config's), or the origin of the challenger that became champion.
         self.champion_origin = "model"
         self.champion_metric = new_metric(self.classification)

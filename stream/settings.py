@@ -18,6 +18,7 @@ driftline.detectors.config_error.ConfigError: model.name: unknown model 'hoefdin
 
 from __future__ import annotations
 
+import copy
 import os
 import re
 import tomllib
@@ -115,7 +116,8 @@ def _apply_env(data: dict[str, Any], environ: typing.Mapping[str, str]) -> None:
         node[path[-1]] = _env_value(text)
 
 
-def _check_names(settings: Settings) -> None:
+def check_names(settings: LearningConfig) -> None:
+    """Every model and detector named can be built (a typo fails at load, not mid-stream)."""
     model = settings.model
     check_model_name(model.name)
     for name in settings.policy.challengers:
@@ -153,22 +155,34 @@ def _check_names(settings: Settings) -> None:
 
 
 def load_settings(
-    path: str | Path | None = None, environ: typing.Mapping[str, str] | None = None
+    path: str | Path | None = None,
+    environ: typing.Mapping[str, str] | None = None,
+    *,
+    data: typing.Mapping[str, Any] | None = None,
 ) -> Settings:
-    """Defaults, then the TOML file, then ``DRIFTLINE_*`` overrides; validated."""
+    """Defaults, then the TOML file (or ``data``, a mapping of the same shape), then
+    ``DRIFTLINE_*`` overrides; validated."""
     env = os.environ if environ is None else environ
+    if data is not None:
+        if path is not None:
+            raise ValueError("give a settings file or a mapping, not both")
+        return _validated(copy.deepcopy(dict(data)), env)
     path = path or env.get(f"{ENV_PREFIX}CONFIG") or None
-    data: dict[str, Any] = {}
+    loaded: dict[str, Any] = {}
     if path is not None:
         try:
-            data = tomllib.loads(Path(path).read_text())
+            loaded = tomllib.loads(Path(path).read_text())
         except FileNotFoundError:
             raise ConfigError(f"config file {path} does not exist") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    return _validated(loaded, env)
+
+
+def _validated(data: dict[str, Any], env: typing.Mapping[str, str]) -> Settings:
     _apply_env(data, env)
     settings = from_mapping(Settings, data, "")
-    _check_names(settings)
+    check_names(settings)
     return settings
 
 

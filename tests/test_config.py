@@ -258,7 +258,7 @@ def test_invalid_toml_file_is_named(tmp_path: Path) -> None:
 
 
 def test_bad_warning_params_fail_at_load_naming_the_key() -> None:
-    # BUG: _check_names builds the drift detectors but not their warning detectors, so a typo in
+    # BUG: check_names builds the drift detectors but not their warning detectors, so a typo in
     # warning_params loads fine and fails later, when the first label builds the error monitor,
     # in the middle of the stream, as "detector.params" rather than the setting's own key.
     with pytest.raises(ConfigError, match=r"^detectors\.error\.warning_params"):
