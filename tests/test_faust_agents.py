@@ -17,7 +17,7 @@ import pytest
 
 from driftline.label_order import Record
 from driftline.learners.events import TOMBSTONE
-from driftline.live.app import Chunk, ChunkFeed, declare_agents, drain
+from driftline.live.agents import Chunk, ChunkFeed, declare_agents, drain
 
 
 class RecordingWorker:

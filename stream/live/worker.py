@@ -32,8 +32,10 @@ from typing import Any
 
 from driftline.label_order import LabelOrder, Record
 from driftline.learners.engine import Engine
+from driftline.live.engine_runner import EngineRunner
 from driftline.live.metrics import WorkerMetrics
-from driftline.live.publisher import OutputTooLarge, Publisher, encode
+from driftline.live.output_records import send_outputs
+from driftline.live.publisher import Publisher
 from driftline.live.snapshot_keeper import SnapshotKeeper
 from driftline.settings import Settings
 
@@ -92,7 +94,7 @@ class Worker:
         self._ready = asyncio.Event()
         self._ready.set()
         self._assignment = 0
-        self._observers: dict[str, Callable[[float], None]] = {}
+        self.runner = EngineRunner(metrics)
         # Restore or hold, chunked publishing, the snapshot floor (driftline.live.snapshot_keeper).
         self.keeper = SnapshotKeeper(self)
 
@@ -177,15 +179,16 @@ class Worker:
         # Published a slice at a time (a run can be long: events that waited for labels):
         # outputs leave promptly, and a due snapshot is not held back behind the whole run.
         step = batch_size if batch_size > 1 else PUBLISH_EVERY
+        run = self.runner.run
         for kind, recs in runs:
             if kind == "labels":
                 for r in recs:
-                    self._run(p, r.offset, "label", engine.process_label, r.value, r.offset, None)
+                    run(p, r.offset, "label", engine.process_label, r.value, r.offset, None)
                 continue
             for start in range(0, len(recs), step):
                 chunk = recs[start : start + step]
                 if batch_size > 1:
-                    self._run(
+                    run(
                         p,
                         chunk[0].offset,
                         "batch",
@@ -195,7 +198,7 @@ class Worker:
                         chunk[-1].timestamp_ms,
                     )
                 else:
-                    self._run_events(p, engine, chunk)
+                    self.runner.run_events(p, engine, chunk)
                 if start + step < len(recs):
                     self._dirty.add(p)
                     await self._publish(p, engine, "periodic")
@@ -228,39 +231,6 @@ class Worker:
                     )
             self.metrics.labels_waiting.set(waiting)
 
-    def _run(self, p: int, offset: int, kind: str, call: Callable[..., None], *args: Any) -> None:
-        # The engine turns bad input into dead letters; an exception here is a bug. Log it with
-        # the record's position and go on with the next record rather than crash-loop on it.
-        started = time.perf_counter()
-        try:
-            call(*args)
-        except Exception:
-            self._processing_error(p, kind, offset)
-        self._observe(kind)(time.perf_counter() - started)
-
-    def _run_events(self, p: int, engine: Engine, records: list[Record]) -> None:
-        # _run, inlined for the per-record hot path: one call less and no label lookup per event.
-        process, observe, clock = engine.process, self._observe("event"), time.perf_counter
-        for r in records:
-            started = clock()
-            try:
-                process(r.value, r.offset, r.timestamp_ms)
-            except Exception:
-                self._processing_error(p, "event", r.offset)
-            observe(clock() - started)
-
-    def _processing_error(self, p: int, kind: str, offset: int) -> None:
-        self.metrics.errors.labels(kind).inc()
-        log.exception("partition %d: processing the %s at offset %d", p, kind, offset)
-
-    def _observe(self, kind: str) -> Callable[[float], None]:
-        # The histogram child of a kind, looked up once (labels() costs about as much as
-        # observe()); created on first use, as before, so /metrics shows only kinds seen.
-        observe = self._observers.get(kind)
-        if observe is None:
-            observe = self._observers[kind] = self.metrics.latency.labels(kind).observe
-        return observe
-
     def _warn_unowned(self, topic: str, p: int) -> None:
         # Records of a partition revoked while they were in flight: its new owner replays them.
         if (topic, p) not in self._unowned_warned:
@@ -271,41 +241,7 @@ class Worker:
 
     async def _publish(self, p: int, engine: Engine, reason: str) -> None:
         out = engine.outputs.drain()
-        send_many = self.publisher.send_many
-        topics = self.topics
-        partition_key = str(p).encode()
-        for record in out.alerts:
-            log.info(
-                "partition %d: %s %s on %s (%s), action: %s",
-                p,
-                record.get("detector"),
-                record.get("kind"),
-                record.get("signal"),
-                record.get("index"),
-                record.get("action"),
-            )
-        try:
-            if out.predictions:
-                await send_many(
-                    topics.predictions,
-                    [
-                        (str(r["id"] if r["key"] is None else r["key"]).encode(), encode(r))
-                        for r in out.predictions
-                    ],
-                )
-            if out.alerts:
-                await send_many(topics.alerts, [(partition_key, encode(r)) for r in out.alerts])
-            if out.dead_letters:
-                # Counted once the broker has them (driftline_dead_letters_total); each one is
-                # bounded in size (driftline.learners.events.dead_letter), so none is too large to publish.
-                counter = self.metrics.dead_letters
-                await send_many(
-                    topics.dead_letter,
-                    [(partition_key, encode(r)) for r in out.dead_letters],
-                    [counter.labels(str(p), r["reason"]).inc for r in out.dead_letters],
-                )
-        except OutputTooLarge as exc:  # (a record sent again after a failed delivery)
-            log.error("partition %d: an output record was dropped: %s", p, exc)
+        await send_outputs(self.publisher, self.topics, self.metrics, p, out)
         for snap in out.snapshots:
             await self._publish_snapshot(p, snap, reason)
         self._dirty.discard(p)
