@@ -20,13 +20,13 @@ from typing import Any
 
 import orjson
 
-from driftline.live.kafka_clients import (
+from driftline.cli.args import (
     add_bootstrap_argument,
-    make_consumer,
     reports_kafka_errors,
     settings_from_args,
     wrap,
 )
+from driftline.live.kafka_clients import make_consumer
 from driftline.offline.summary_text import signal_text
 
 #: How often a missing topic is looked for again.

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import functools
+import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -70,9 +73,15 @@ def source_from_args(args: argparse.Namespace) -> Any:
 
 
 def settings_from_args(args: argparse.Namespace) -> Any:
+    """The settings (``--config``, ``DRIFTLINE_*``), with ``--bootstrap`` on top when given."""
     from driftline.settings import load_settings
 
-    return load_settings(getattr(args, "config", None))
+    settings = load_settings(getattr(args, "config", None))
+    bootstrap = getattr(args, "bootstrap", None)
+    if bootstrap:
+        kafka = dataclasses.replace(settings.kafka, bootstrap=bootstrap)
+        settings = dataclasses.replace(settings, kafka=kafka)
+    return settings
 
 
 def snapshot_key(config: Any) -> bytes | None:
@@ -136,3 +145,48 @@ def add_source_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--limit", type=positive_int, metavar="N", help="stop after N events")
     parser.add_argument("--seed", type=int, default=42, help="seed of a built-in dataset (42)")
+
+
+def host_port(text: str) -> str:
+    """argparse type of ``--bootstrap``: ``HOST:PORT`` (a comma-separated list is fine)."""
+    for part in text.split(","):
+        host, sep, port = part.strip().rpartition(":")
+        if not sep or not host or not port.isdigit():
+            raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {part!r}")
+    return text
+
+
+def add_bootstrap_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--bootstrap",
+        type=host_port,
+        metavar="HOST:PORT",
+        help="Kafka broker (default: kafka.bootstrap of the settings, or $DRIFTLINE_BOOTSTRAP)",
+    )
+
+
+def reports_kafka_errors(
+    command: Callable[[argparse.Namespace], int],
+) -> Callable[[argparse.Namespace], int]:
+    """Turn :class:`BrokerUnreachable`, :class:`TopicError` and any other Kafka
+    client error into one line on stderr and exit status 1 (a usage error: status 2, as
+    :func:`driftline.cli.main.main` does, also when that runs as ``python -m driftline.cli.main``)."""
+
+    @functools.wraps(command)
+    def run(args: argparse.Namespace) -> int:
+        from kafka.errors import KafkaError
+
+        from driftline.live.kafka_clients import BrokerUnreachable, TopicError
+
+        try:
+            return command(args)
+        except UsageError as exc:
+            print(f"driftline {args.command}: {exc}", file=sys.stderr)
+            return 2
+        except (BrokerUnreachable, TopicError) as exc:
+            print(f"driftline {args.command}: {exc}", file=sys.stderr)
+        except KafkaError as exc:
+            print(f"driftline {args.command}: Kafka error: {exc}", file=sys.stderr)
+        return 1
+
+    return run

@@ -27,17 +27,18 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 
-from driftline.cli.args import add_source_arguments, non_negative_int, positive_float
-from driftline.label_order import record_time
-from driftline.learners.events import Unparsed
-from driftline.live.kafka_clients import (
-    BrokerUnreachable,
+from driftline.cli.args import (
     add_bootstrap_argument,
-    make_producer,
+    add_source_arguments,
+    non_negative_int,
+    positive_float,
     reports_kafka_errors,
     settings_from_args,
     wrap,
 )
+from driftline.label_order import record_time
+from driftline.learners.events import Unparsed
+from driftline.live.kafka_clients import BrokerUnreachable, make_producer
 from driftline.live.topics import prepare_topics
 from driftline.progress import Progress
 

@@ -21,15 +21,15 @@ from collections.abc import Callable, Iterable, Iterator
 
 import orjson
 
-from driftline.cli.args import positive_float
-from driftline.cli.produce import MAX_SLEEP_S, send_all
-from driftline.learners.events import InvalidRecord, parse_timestamp
-from driftline.live.kafka_clients import (
+from driftline.cli.args import (
     add_bootstrap_argument,
+    positive_float,
     reports_kafka_errors,
     settings_from_args,
     wrap,
 )
+from driftline.cli.produce import MAX_SLEEP_S, send_all
+from driftline.learners.events import InvalidRecord, parse_timestamp
 
 #: Lines looked at to tell a JSONL file from something else (a CSV named .txt, a binary).
 JSON_CHECK_LINES = 100

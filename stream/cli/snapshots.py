@@ -31,14 +31,14 @@ from typing import Any
 
 import orjson
 
-from driftline.learners.snapshot import SnapshotError, read_header, verify
-from driftline.live.kafka_clients import (
+from driftline.cli.args import (
     add_bootstrap_argument,
-    read_topic,
     reports_kafka_errors,
     settings_from_args,
     wrap,
 )
+from driftline.learners.snapshot import SnapshotError, read_header, verify
+from driftline.live.kafka_clients import read_topic
 from driftline.live.snapshot_records import Assembler, SnapshotSet, parse_snapshot_key
 
 

@@ -6,12 +6,8 @@ import argparse
 import dataclasses
 from collections.abc import Callable
 
-from driftline.live.kafka_clients import (
-    add_bootstrap_argument,
-    reports_kafka_errors,
-    settings_from_args,
-    wait_for_broker,
-)
+from driftline.cli.args import add_bootstrap_argument, reports_kafka_errors, settings_from_args
+from driftline.live.kafka_clients import wait_for_broker
 from driftline.live.topics import prepare_topics, topic_statuses
 
 

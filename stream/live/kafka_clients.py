@@ -15,12 +15,7 @@ runs :func:`driftline.live.topics.prepare_topics`, after a bounded check that th
 
 from __future__ import annotations
 
-import argparse
-import dataclasses
-import functools
 import socket
-import sys
-import textwrap
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -237,65 +232,3 @@ def read_topic(settings: Settings, topic: str, *, timeout_s: float = 10.0) -> li
 
 
 # --------------------------------------------------------------------------- CLI plumbing
-
-
-def host_port(text: str) -> str:
-    """argparse type of ``--bootstrap``: ``HOST:PORT`` (a comma-separated list is fine)."""
-    for part in text.split(","):
-        host, sep, port = part.strip().rpartition(":")
-        if not sep or not host or not port.isdigit():
-            raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {part!r}")
-    return text
-
-
-def wrap(text: str) -> str:
-    """A command description, wrapped for a help page whose epilog keeps its own layout."""
-    return textwrap.fill(text, width=88, break_on_hyphens=False)
-
-
-def add_bootstrap_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--bootstrap",
-        type=host_port,
-        metavar="HOST:PORT",
-        help="Kafka broker (default: kafka.bootstrap of the settings, or $DRIFTLINE_BOOTSTRAP)",
-    )
-
-
-def settings_from_args(args: argparse.Namespace) -> Settings:
-    """The settings (``--config``, ``DRIFTLINE_*``), with ``--bootstrap`` on top when given."""
-    from driftline.settings import load_settings
-
-    settings = load_settings(getattr(args, "config", None))
-    bootstrap = getattr(args, "bootstrap", None)
-    if bootstrap:
-        kafka = dataclasses.replace(settings.kafka, bootstrap=bootstrap)
-        settings = dataclasses.replace(settings, kafka=kafka)
-    return settings
-
-
-def reports_kafka_errors(
-    command: Callable[[argparse.Namespace], int],
-) -> Callable[[argparse.Namespace], int]:
-    """Turn :class:`BrokerUnreachable`, :class:`TopicError` and any other Kafka
-    client error into one line on stderr and exit status 1 (a usage error: status 2, as
-    :func:`driftline.cli.main.main` does, also when that runs as ``python -m driftline.cli.main``)."""
-
-    @functools.wraps(command)
-    def run(args: argparse.Namespace) -> int:
-        from kafka.errors import KafkaError
-
-        from driftline.errors import UsageError
-
-        try:
-            return command(args)
-        except UsageError as exc:
-            print(f"driftline {args.command}: {exc}", file=sys.stderr)
-            return 2
-        except (BrokerUnreachable, TopicError) as exc:
-            print(f"driftline {args.command}: {exc}", file=sys.stderr)
-        except KafkaError as exc:
-            print(f"driftline {args.command}: Kafka error: {exc}", file=sys.stderr)
-        return 1
-
-    return run
