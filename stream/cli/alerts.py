@@ -31,6 +31,20 @@ from driftline.offline.summary_text import signal_text
 
 #: How often a missing topic is looked for again.
 TOPIC_RETRY_S = 1.0
+#: The kinds of alert record (learners.alerting): ``drift`` opens an incident, ``update`` adds a
+#: signal to it, ``recovered`` closes it.
+KINDS = ("drift", "update", "recovered", "warning", "promoted")
+
+
+def alert_kinds(text: str) -> frozenset[str]:
+    """argparse type of ``--kind``: a comma-separated subset of :data:`KINDS`."""
+    chosen = frozenset(part.strip() for part in text.split(",") if part.strip())
+    unknown = sorted(chosen - set(KINDS))
+    if unknown or not chosen:
+        raise argparse.ArgumentTypeError(
+            f"unknown kind {', '.join(unknown) or repr(text)}; valid: {', '.join(KINDS)}"
+        )
+    return chosen
 
 
 def _iso(ms: Any) -> str:
@@ -73,6 +87,15 @@ def format_alert(alert: Any, record_ts_ms: int | None = None) -> str:
     return line
 
 
+def _kind(value: bytes | None) -> str | None:
+    """The ``kind`` of an alert record (None: not an alert object)."""
+    try:
+        alert = orjson.loads(value) if value is not None else None
+    except orjson.JSONDecodeError:
+        return None
+    return alert.get("kind") if isinstance(alert, dict) else None
+
+
 def _render(value: bytes | None, record_ts_ms: int | None, as_json: bool) -> str:
     if value is None:
         return f"{_iso(record_ts_ms)}  (empty record)"
@@ -93,9 +116,11 @@ def follow_alerts(
     max_alerts: int | None,
     timeout_s: float | None,
     out: Any = None,
+    kinds: frozenset[str] | None = None,
 ) -> int:
     """Print alerts as they arrive; returns how many were printed. Stops after ``max_alerts``
-    or ``timeout_s`` seconds without a new alert (``None``: follow until Ctrl-C)."""
+    or ``timeout_s`` seconds without a new alert (``None``: follow until Ctrl-C). ``kinds``:
+    only records of these kinds (``drift``, ``update``, ``recovered``, ``warning``, ``promoted``)."""
     from kafka import TopicPartition
 
     out = out or sys.stdout
@@ -140,6 +165,8 @@ def follow_alerts(
                 (r for rs in batch.values() for r in rs), key=lambda r: (r.timestamp, r.partition)
             )
             for record in records:
+                if kinds is not None and _kind(record.value) not in kinds:
+                    continue
                 print(_render(record.value, record.timestamp, as_json), file=out, flush=True)
                 printed += 1
                 last_seen = time.monotonic()
@@ -161,6 +188,7 @@ def cmd_alerts(args: argparse.Namespace) -> int:
             as_json=args.json,
             max_alerts=args.max,
             timeout_s=args.timeout,
+            kinds=args.kind,
         )
     return 0
 
@@ -178,7 +206,8 @@ def register(
             "signal, kind, action, model version -> new version), or the raw JSON. Follows until "
             "Ctrl-C, --max alerts or --timeout seconds without one."
         ),
-        epilog="examples:\n  driftline alerts\n  driftline alerts --from-beginning --json --timeout 5",
+        epilog="examples:\n  driftline alerts\n  driftline alerts --from-beginning --json --timeout 5\n"
+        "  driftline alerts --kind drift,recovered,promoted      incidents and promotions only",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument(
@@ -187,6 +216,13 @@ def register(
         help="start with the oldest alert still on the topic (default: new ones only)",
     )
     p.add_argument("--json", action="store_true", help="print each alert as its raw JSON")
+    p.add_argument(
+        "--kind",
+        type=alert_kinds,
+        metavar="K1,K2",
+        help="only these kinds: drift (opens an incident), update, recovered, warning, promoted; "
+        "e.g. --kind drift,recovered,promoted for the incidents without warnings",
+    )
     p.add_argument("--max", type=positive_int, metavar="N", help="stop after N alerts")
     p.add_argument(
         "--timeout",
