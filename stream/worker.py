@@ -212,10 +212,7 @@ class Worker:
         async with self._lock:
             for p in list(self._order):
                 await self._advance(p)
-            waiting = 0
             for p, engine in self.engines.items():
-                order = self._order.get(p)
-                waiting += len(order.labels.queue) if order is not None else 0
                 hw = self._highwater(self.topics.events, p)
                 if hw is not None:
                     self.metrics.lag.labels(self.topics.events, str(p)).set(
@@ -226,7 +223,6 @@ class Worker:
                     self.metrics.lag.labels(self.topics.labels, str(p)).set(
                         max(0, hw - engine.label_watermark - 1)
                     )
-            self.metrics.labels_waiting.set(waiting)
 
     def _run(self, p: int, offset: int, kind: str, call: Callable[..., None], *args: Any) -> None:
         # The engine turns bad input into dead letters; an exception here is a bug. Log it with
