@@ -12,7 +12,7 @@ ordinary metrics here.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
@@ -271,6 +271,14 @@ class WorkerMetrics:
             "driftline_assigned_partitions", "Events partitions this worker owns", registry=reg
         )
         reg.register(EngineCollector(engines))
+
+    def forget(self, partition: int, topics: Iterable[str]) -> None:
+        """Drop the gauges of a partition this worker no longer owns: its new owner reports them,
+        and a frozen copy here would be added to (or outrank) the live one on a dashboard."""
+        p = str(partition)
+        for topic in topics:
+            self.lag.remove(topic, p)
+        self.snapshot_bytes.remove(p)
 
     def serve(self, port: int, addr: str = "0.0.0.0") -> None:
         """``/metrics`` on ``port`` in a daemon thread."""

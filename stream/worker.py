@@ -371,6 +371,7 @@ class Worker:
             if assignment is not None and assignment != self._assignment:
                 return None
             held = {**self._parked, **self.engines}
+            owned_before = set(held)
             for p in self._dirty:
                 held.pop(p, None)
             self._dirty.clear()
@@ -397,6 +398,8 @@ class Worker:
                     self._next_offset[(topic, p)] = self._resume_at[(topic, p)] = at
             for p in set(self._published) - set(self.engines):
                 del self._published[p]
+            for p in owned_before - set(self.engines):  # now another worker's (or held)
+                self.metrics.forget(p, (self.topics.events, self.topics.labels))
             self.metrics.assigned.set(len(self.engines))
             await self.keeper.after_recovery(set(partitions))  # hold alerts, floors
             return resume

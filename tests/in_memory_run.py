@@ -50,7 +50,8 @@ class _Floors:
         pass
 
 
-async def _run() -> WorkerMetrics:
+async def run(keep: tuple[int, ...] = (0, 1)) -> WorkerMetrics:
+    """The run; ``keep``: the partitions a rebalance at the end leaves this worker."""
     settings = load_settings(environ={"DRIFTLINE_SNAPSHOT__EVERY_EVENTS": "2000"})
     events, labels = settings.kafka.topics.events, settings.kafka.topics.labels
     stream = list(get_dataset("sea-abrupt").events(limit=EVENTS))
@@ -75,6 +76,9 @@ async def _run() -> WorkerMetrics:
     await worker.handle_labels(answers)
     await worker.handle_events(inline + late)
     await worker.tick()
+    if keep != (0, 1):
+        await worker.on_revoked([0, 1])  # eager rebalancing: all revoked, then assigned anew
+        await worker.on_assigned(keep, {})
     await worker.shutdown()
     return metrics
 
@@ -82,7 +86,7 @@ async def _run() -> WorkerMetrics:
 @functools.cache
 def exposition() -> str:
     """``/metrics`` after the run (the Prometheus text format, as a scrape gets it)."""
-    return generate_latest(asyncio.run(_run()).registry).decode()
+    return generate_latest(asyncio.run(run()).registry).decode()
 
 
 def families(text: str) -> dict[str, str]:

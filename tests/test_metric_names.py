@@ -5,10 +5,12 @@ memory (tests/in_memory_run.py), not on the names the code declares: prometheus_
 
 from __future__ import annotations
 
+import asyncio
 import re
 
 import pytest
-from in_memory_run import exposition, families
+from in_memory_run import exposition, families, run
+from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
@@ -77,3 +79,20 @@ def test_one_metric_of_waiting_labels(exposed: dict[str, str]) -> None:
     by_partition = {s.labels["partition"]: s.value for s in samples(waiting[0])}
     # Partition 1's last 50 labels never came; partition 0's labels are inline.
     assert by_partition == {"0": 0.0, "1": 50.0}
+
+
+def test_a_partition_given_away_leaves_no_gauges_behind() -> None:
+    # Its new owner reports its lag and snapshot size: a frozen copy here would be summed with
+    # (or outrank) the live one on the dashboard.
+    metrics = asyncio.run(run(keep=(0,)))
+    text = generate_latest(metrics.registry).decode()
+    gauges = {n for n, kind in families(text).items() if kind == "gauge"}
+    partitions = {
+        s.labels["partition"]
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name in gauges and "partition" in s.labels
+    }
+    assert partitions == {"0"}
+    # Without the rebalance, partition 1 is there.
+    assert {s.labels["partition"] for s in samples("driftline_consumer_lag")} == {"0", "1"}
