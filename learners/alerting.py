@@ -32,7 +32,7 @@ class AlertActions:
     slots: OrderedDict[Any, ModelSlot]
     outputs: Outputs
     counters: dict[str, int]
-    alerts_by: dict[tuple[str, str], int]
+    alert_counts: dict[tuple[str, str, str], int]
     incidents: IncidentTracker
     prediction_monitor: PredictionMonitors | None
     index: int
@@ -91,8 +91,8 @@ class AlertActions:
         alert.setdefault("signals", None)
         alert.setdefault("effect", None)
         self.counters["alerts"] += 1
-        by = (alert["detector"], alert["signal"])
-        self.alerts_by[by] = self.alerts_by.get(by, 0) + 1
+        by = (alert["detector"], alert["signal"], alert["kind"])
+        self.alert_counts[by] = self.alert_counts.get(by, 0) + 1
         self.outputs.alerts.append(alert)
 
     def _close_quiet_incident(self) -> None:

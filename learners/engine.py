@@ -63,7 +63,8 @@ class Engine(MicroBatches):
         self.slots: OrderedDict[Any, ModelSlot] = OrderedDict()
         self.counters = dict.fromkeys(COUNTERS, 0)
         self.dead_letter_reasons: dict[str, int] = {}
-        self.alerts_by: dict[tuple[str, str], int] = {}
+        #: Alerts emitted, by (detector, signal, kind): read by the live metrics at scrape time.
+        self.alert_counts: dict[tuple[str, str, str], int] = {}
         self.metric: Any = None
         self.rolling: Any = None
         self.index = 0

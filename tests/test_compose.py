@@ -86,7 +86,7 @@ def driftline_services(services: dict[str, dict[str, Any]]) -> dict[str, dict[st
 
 
 def test_parser_reads_the_services(services: dict[str, dict[str, Any]]) -> None:
-    assert set(services) == {"kafka", "topics", *WORKERS, "prometheus", "producer"}
+    assert set(services) == {"kafka", "topics", *WORKERS, "prometheus", "grafana", "producer"}
     assert services["kafka"]["image"].startswith("apache/kafka:3.9.")
     assert services["kafka"]["environment"]["KAFKA_PROCESS_ROLES"] == "broker,controller"
     assert services["producer"]["command"][0] == "produce"

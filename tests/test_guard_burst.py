@@ -79,7 +79,7 @@ def test_a_burst_is_never_learned_and_ordinary_events_are_learned_after_it(sigma
     assert legitimate_learned == AFTER
     assert engine.guard.rebases == 0
     # The guard's own alert says a burst is on (the rate of flagged events jumped).
-    assert engine.alerts_by.get(("adwin", "guard"), 0) >= 1
+    assert engine.alert_counts.get(("adwin", "guard", "drift"), 0) >= 1
 
 
 def test_a_burst_interleaved_with_ordinary_events_is_never_learned() -> None:

@@ -1,8 +1,8 @@
 """Prometheus metrics of the live worker, served on ``service.metrics_port`` at ``/metrics``.
 
 The engine already counts everything per partition (events by outcome, predictions by source,
-learned, rejected records by reason, alerts by detector and signal, the running metric, the model
-version), and those counters travel inside its snapshots. :class:`EngineCollector` reads them at
+learned, rejected records by reason, alerts by detector, signal and kind, the running metric, the
+model version), and those counters travel inside its snapshots. :class:`EngineCollector` reads them at
 scrape time, so the hot path pays nothing and a partition's counters carry on across restarts and
 rebalances. What only the worker sees (latency, snapshot size and duration, consumer lag, refused
 snapshots, send retries, dead letters the broker acknowledged, dropped outputs) is recorded in
@@ -12,7 +12,7 @@ ordinary metrics here.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
@@ -74,8 +74,9 @@ class EngineCollector(Collector):
         )
         alerts = CounterMetricFamily(
             "driftline_alerts",
-            "Drift alerts, by detector and signal",
-            labels=["partition", "detector", "signal"],
+            "Alerts on drift-alerts, by detector, signal and kind (drift, update, warning, "
+            "recovered, promoted)",
+            labels=["partition", "detector", "signal", "kind"],
         )
         metric = GaugeMetricFamily(
             "driftline_metric",
@@ -88,8 +89,12 @@ class EngineCollector(Collector):
         watermark = GaugeMetricFamily(
             "driftline_watermark", "Last events offset processed", labels=["partition"]
         )
-        pending = GaugeMetricFamily(
-            "driftline_pending_labels", "Predictions waiting for their label", labels=["partition"]
+        # The one gauge of waiting labels: labels read ahead of their event are in consumer lag.
+        awaiting = GaugeMetricFamily(
+            "driftline_predictions_awaiting_label",
+            "Predictions waiting for their late label (evicted after labels.ttl_seconds or past "
+            "labels.max_pending)",
+            labels=["partition"],
         )
         incidents = CounterMetricFamily(
             "driftline_incidents",
@@ -125,8 +130,8 @@ class EngineCollector(Collector):
             late.add_metric([p], counters.get("labels_too_late", 0))
             for reason, count in dict(engine.dead_letter_reasons).items():
                 dead.add_metric([p, reason], count)
-            for (detector, signal), count in dict(engine.alerts_by).items():
-                alerts.add_metric([p, detector, signal], count)
+            for (detector, signal, kind), count in dict(engine.alert_counts).items():
+                alerts.add_metric([p, detector, signal, kind], count)
             metric_name = getattr(engine, "metric_name", None)
             if metric_name is not None:
                 for window, value in (("all", engine.metric), ("rolling", engine.rolling)):
@@ -136,7 +141,7 @@ class EngineCollector(Collector):
             header_version = max((slot.version for slot in list(engine.slots.values())), default=0)
             version.add_metric([p], header_version)
             watermark.add_metric([p], engine.watermark)
-            pending.add_metric([p], len(engine.pending))
+            awaiting.add_metric([p], len(engine.pending))
             incidents.add_metric([p], counters.get("incidents", 0))
             promotions.add_metric([p], counters.get("promotions", 0))
             # The partition's own model (per-key models would make the label set unbounded).
@@ -149,7 +154,7 @@ class EngineCollector(Collector):
                     if model["metric"] is not None:
                         model_metric.add_metric([*labels, task_metric], model["metric"])
         yield from (events, predictions, learned, guarded, overflow, dropped, late, dead, alerts)
-        yield from (metric, version, watermark, pending, incidents, promotions)
+        yield from (metric, version, watermark, awaiting, incidents, promotions)
         yield from (model_metric, model_labels)
 
 
@@ -231,13 +236,8 @@ class WorkerMetrics:
             ["topic", "partition"],
             registry=reg,
         )
-        self.labels_waiting = Gauge(
-            "driftline_labels_waiting",
-            "Late labels held until their event has been processed",
-            registry=reg,
-        )
         self.labels_reordered = Counter(
-            "driftline_labels_reordered_total",
+            "driftline_labels_reordered",
             "Late labels (or events) read after a later record of the other topic had been "
             "processed, at the head of the stream: applied on arrival, not where their time says",
             ["partition"],
@@ -271,6 +271,14 @@ class WorkerMetrics:
             "driftline_assigned_partitions", "Events partitions this worker owns", registry=reg
         )
         reg.register(EngineCollector(engines))
+
+    def forget(self, partition: int, topics: Iterable[str]) -> None:
+        """Drop the gauges of a partition this worker no longer owns: its new owner reports them,
+        and a frozen copy here would be added to (or outrank) the live one on a dashboard."""
+        p = str(partition)
+        for topic in topics:
+            self.lag.remove(topic, p)
+        self.snapshot_bytes.remove(p)
 
     def serve(self, port: int, addr: str = "0.0.0.0") -> None:
         """``/metrics`` on ``port`` in a daemon thread."""

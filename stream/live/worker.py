@@ -215,10 +215,7 @@ class Worker:
         async with self._lock:
             for p in list(self._order):
                 await self._advance(p)
-            waiting = 0
             for p, engine in self.engines.items():
-                order = self._order.get(p)
-                waiting += len(order.labels.queue) if order is not None else 0
                 hw = self._highwater(self.topics.events, p)
                 if hw is not None:
                     self.metrics.lag.labels(self.topics.events, str(p)).set(
@@ -229,7 +226,6 @@ class Worker:
                     self.metrics.lag.labels(self.topics.labels, str(p)).set(
                         max(0, hw - engine.label_watermark - 1)
                     )
-            self.metrics.labels_waiting.set(waiting)
 
     def _warn_unowned(self, topic: str, p: int) -> None:
         # Records of a partition revoked while they were in flight: its new owner replays them.
@@ -311,6 +307,7 @@ class Worker:
             if assignment is not None and assignment != self._assignment:
                 return None
             held = {**self._parked, **self.engines}
+            owned_before = set(held)
             for p in self._dirty:
                 held.pop(p, None)
             self._dirty.clear()
@@ -337,6 +334,8 @@ class Worker:
                     self._next_offset[(topic, p)] = self._resume_at[(topic, p)] = at
             for p in set(self._published) - set(self.engines):
                 del self._published[p]
+            for p in owned_before - set(self.engines):  # now another worker's (or held)
+                self.metrics.forget(p, (self.topics.events, self.topics.labels))
             self.metrics.assigned.set(len(self.engines))
             await self.keeper.after_recovery(set(partitions))  # hold alerts, floors
             return resume
