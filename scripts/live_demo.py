@@ -28,6 +28,7 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
+#: What the demo writes (broker data, logs, the backtest): .demo/, or --dir.
 STATE = REPO / ".demo"
 PIDS = STATE / "pids.json"
 #: Bounded waits (seconds).
@@ -226,7 +227,7 @@ def run(args: argparse.Namespace) -> int:
             procs.append(board)
             pids["dashboard"] = board.pid
         PIDS.write_text(json.dumps(pids))
-        log(f"worker started (log: .demo/worker.log; health: http://127.0.0.1:{web}/health)")
+        log(f"worker started (log: {STATE / 'worker.log'}; health: http://127.0.0.1:{web}/health)")
         wait_for(
             "partition assignment",
             lambda: (health(web) or {}).get("assigned"),
@@ -322,6 +323,7 @@ def dataset_size(name: str) -> int:
 
 
 def main() -> int:
+    global STATE, PIDS
     parser = argparse.ArgumentParser(
         prog="scripts/demo",
         description="The live loop on this machine: the local Kafka broker, one worker (and the "
@@ -341,7 +343,11 @@ def main() -> int:
         "--keep", action="store_true", help="leave the broker, worker and dashboard running"
     )
     parser.add_argument("--stop", action="store_true", help="stop what --keep left running")
+    parser.add_argument(
+        "--dir", type=Path, default=REPO / ".demo", help="where broker data and logs go (.demo/)"
+    )
     args = parser.parse_args()
+    STATE, PIDS = args.dir.resolve(), args.dir.resolve() / "pids.json"
     if args.stop:
         if PIDS.exists():
             stop_all(json.loads(PIDS.read_text()))
