@@ -33,6 +33,7 @@ from learners.events import InvalidRecord, decode_label, validate_label
 from learners.guard import OutlierGuard
 from learners.labels import PendingLabels
 from learners.outputs import COUNTERS, Outputs
+from learners.slices import SliceMonitors
 from learners.slot import ModelSlot
 
 __all__ = ["DRIFTLINE_VERSION", "SNAPSHOT_FORMAT", "Engine", "Outputs", "encode_features"]
@@ -135,6 +136,8 @@ class Engine(MicroBatches):
             if det.prediction.kind != "none"
             else None
         )
+        #: Per-slice metrics and error monitors ([slices]); None when no feature slices.
+        self.slices = SliceMonitors.from_config(config.slices)
         if self.task is not None:
             self._set_task(self.task, None)
 
@@ -228,6 +231,9 @@ class Engine(MicroBatches):
         engine.__dict__.update(state)
         for slot in engine.slots.values():
             slot.config = config
+        if engine.slices is None or not engine.slices.matches(config.slices):
+            # Slices of other features (or none): this config's start afresh.
+            engine.slices = SliceMonitors.from_config(config.slices)
         return engine
 
     #: What a warm start takes from a snapshot: what was learned, not where a stream was.

@@ -288,7 +288,7 @@ def _detection_scores(
             family: score_detections(
                 on(family), source.true_drifts, max_delay, kinds=detections, **options
             )
-            for family in ("error", "prediction", "features", "guard")
+            for family in ("error", "prediction", "features", "guard", "slices")
         },
     }
     return headline, scores
@@ -356,6 +356,9 @@ def _summary(
         "detection_scores": detection_scores,
         "not_significant": _not_significant(engine),
         "dead_letter_reasons": dict(engine.dead_letter_reasons),
+        # {feature: {value: {events, labelled, metric, alerts}}}, and events in no slice of it.
+        "slices": engine.slices.describe() if engine.slices else {},
+        "slices_skipped": dict(engine.slices.skipped) if engine.slices else {},
         "labels_expired": engine.pending.expired,
         "labels_evicted": engine.pending.evicted,
         "keys_evicted": engine.counters["keys_evicted"],
@@ -376,5 +379,6 @@ def _not_significant(engine: Engine) -> dict[str, int]:
         "prediction": engine.prediction_monitor.not_significant if engine.prediction_monitor else 0,
         "features": engine.features.not_significant if engine.features else 0,
         "guard": engine.guard_monitor.not_significant,
+        "slices": engine.slices.not_significant if engine.slices else 0,
     }
     return counts

@@ -19,6 +19,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, star
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from stream.slice_metrics import SliceCollector
+
 if TYPE_CHECKING:
     from learners.engine import Engine
 
@@ -271,6 +273,8 @@ class WorkerMetrics:
             "driftline_assigned_partitions", "Events partitions this worker owns", registry=reg
         )
         reg.register(EngineCollector(engines))
+        # ----- slices ([slices] by): a block of their own, stream.slice_metrics -----
+        reg.register(SliceCollector(engines))
 
     def serve(self, port: int, addr: str = "0.0.0.0") -> None:
         """``/metrics`` on ``port`` in a daemon thread."""
