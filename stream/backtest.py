@@ -288,7 +288,8 @@ def _detection_scores(
             family: score_detections(
                 on(family), source.true_drifts, max_delay, kinds=detections, **options
             )
-            for family in ("error", "prediction", "features", "guard", "slices")
+            for family in ("error", "prediction", "features", "guard")
+            + (("slices",) if config.slices.by else ())
         },
     }
     return headline, scores
@@ -379,6 +380,7 @@ def _not_significant(engine: Engine) -> dict[str, int]:
         "prediction": engine.prediction_monitor.not_significant if engine.prediction_monitor else 0,
         "features": engine.features.not_significant if engine.features else 0,
         "guard": engine.guard_monitor.not_significant,
-        "slices": engine.slices.not_significant if engine.slices else 0,
     }
+    if engine.slices is not None:
+        counts["slices"] = engine.slices.not_significant
     return counts
