@@ -246,18 +246,8 @@ class EventSteps(AlertActions, Checkpoints):
         # monitor of the model that replaced it. Challengers predict now, before any learns it.
         shadow = slot.shadow_predictions(xm) if slot is not None and slot.challengers else ()
         cells = self.slices.observe(event["x"]) if self.slices is not None else None
-        key = event["key"]
-        entry: Entry = (
-            key,
-            xm,
-            prediction,
-            model_prediction,
-            flagged,
-            offset,
-            version,
-            shadow,
-            cells,
-        )
+        head = (event["key"], xm, prediction, model_prediction, flagged, offset, version)
+        entry: Entry = (*head, shadow, cells)
         if event["y"] is None:
             self._wait_for_label(event["id"], entry, slot)
             return None

@@ -294,3 +294,19 @@ def test_prometheus_has_slice_metrics_with_bounded_values() -> None:
     assert len(values) == 3 and OTHER in values
     assert sum(float(line.rsplit(" ", 1)[1]) for line in lines) == 600
     assert 'driftline_slice_metric{feature="region",metric="accuracy"' in text
+
+
+def test_regression_slices_watch_the_scaled_absolute_error() -> None:
+    rng = random.Random(5)
+    engine = Engine(config(engine={"task": "regression"}), partition=0)
+    for i in range(1500):
+        region = rng.choice(REGIONS)
+        x1 = rng.random()
+        engine.process({"id": i, "x": {"x1": x1, "region": region}, "y": 3 * x1}, i)
+    table = engine.slices.describe()  # type: ignore[union-attr]
+    assert set(table["region"]) == set(REGIONS)
+    assert all(
+        row["metric"] is not None and row["metric"] < 1.0 for row in table["region"].values()
+    )
+    monitor = engine.slices.slices["region"]["east"].monitor  # type: ignore[union-attr]
+    assert monitor.monitor.signal == "slice:region=east"  # the ScaledMonitor's inner monitor
