@@ -40,6 +40,7 @@ def _signal_entry(alert: dict[str, Any]) -> dict[str, Any]:
         "effect": effect.get("d"),
         "before": effect.get("before"),
         "after": effect.get("after"),
+        "slice": alert.get("slice"),  # {"region": "east"} for a slice's error, else None
     }
 
 

@@ -13,14 +13,17 @@ from typing import Any
 from driftline.detectors import IncidentTracker, PredictionMonitors
 from driftline.learners.config import LearningConfig
 from driftline.learners.outputs import Outputs
+from driftline.learners.slices import SliceMonitors
 from driftline.learners.slot import ModelSlot
 
 
 def signal_family(signal: str) -> str:
-    """``feature:temp`` belongs to ``features``, ``prediction:yes`` to ``prediction``; the others
-    are their own family."""
+    """``feature:temp`` belongs to ``features``, ``prediction:yes`` to ``prediction``,
+    ``slice:region=east`` to ``slices``; the others are their own family."""
     if signal.startswith("feature:"):
         return "features"
+    if signal.startswith("slice:"):
+        return "slices"
     return "prediction" if signal.startswith("prediction:") else signal
 
 
@@ -35,6 +38,7 @@ class AlertActions:
     alert_counts: dict[tuple[str, str, str], int]
     incidents: IncidentTracker
     prediction_monitor: PredictionMonitors | None
+    slices: SliceMonitors | None
     index: int
     watermark: int
     clock_ms: float
@@ -97,6 +101,8 @@ class AlertActions:
 
     def _close_quiet_incident(self) -> None:
         alarm = any(s.alarm_active for s in self.slots.values())
+        if self.slices is not None and not alarm:
+            alarm = self.slices.alarm_active
         record = self.incidents.close_if_quiet(self.index, alarm_active=alarm)
         if record is not None:
             record.update(
@@ -115,6 +121,8 @@ class AlertActions:
         # or the swap itself would look like prediction drift.
         if self.prediction_monitor is not None:
             self.prediction_monitor.reset()
+        if self.slices is not None:
+            self.slices.reset_monitors()
 
     def _version(self) -> int:
         slot = self.slots.get(None) or next(iter(self.slots.values()), None)

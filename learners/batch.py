@@ -100,7 +100,7 @@ class MicroBatches(EventSteps):
             learn_labels.append(y)
             # After a model was replaced inside the batch, its rows' errors (predicted by the
             # replaced model) say nothing about the new one, whose monitor starts afresh.
-            self._watch_error(slot, entry[0], model_prediction, y, version, index)
+            self._watch_error(slot, entry[0], model_prediction, y, version, index, entry[8])
 
         if learn_rows:
             batch_x = frame if len(learn_rows) == len(frame) else frame.iloc[learn_rows]

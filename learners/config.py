@@ -123,7 +123,7 @@ class DetectorsConfig:
 
 
 ACTIONS = ("none", "reset", "background", "rollback", "challenger")
-SIGNALS = ("error", "prediction", "features", "guard")
+SIGNALS = ("error", "prediction", "features", "guard", "slices")
 
 
 @dataclass(frozen=True)
@@ -282,6 +282,22 @@ class SnapshotConfig:
         _check(self.chunk_bytes >= 1024, "snapshot.chunk_bytes", "must be >= 1024")
 
 
+@dataclass(frozen=True)
+class SlicesConfig:
+    """Per-slice metrics and error monitors (:mod:`driftline.learners.slices`): the features in ``by``
+    (string, boolean or integer-coded) define the slices; at most ``max_values`` values per
+    feature, first come first served, later new ones share its ``__other__`` slice."""
+
+    section: typing.ClassVar[str] = "slices"
+    by: tuple[str, ...] = ()
+    max_values: int = 20
+
+    def __post_init__(self) -> None:
+        _check(self.max_values >= 1, "slices.max_values", f"must be >= 1, got {self.max_values}")
+        _check(all(self.by), "slices.by", "a feature name must not be empty")
+        _check(len(set(self.by)) == len(self.by), "slices.by", "names a feature twice")
+
+
 METRICS = {"classification": ("accuracy", "f1", "macro_f1"), "regression": ("mae", "rmse", "r2")}
 
 
@@ -344,3 +360,4 @@ class LearningConfig:
     guard: GuardConfig = field(default_factory=GuardConfig)
     labels: LabelsConfig = field(default_factory=LabelsConfig)
     snapshot: SnapshotConfig = field(default_factory=SnapshotConfig)
+    slices: SlicesConfig = field(default_factory=SlicesConfig)

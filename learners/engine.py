@@ -33,6 +33,7 @@ from driftline.learners.events import InvalidRecord, decode_label, validate_labe
 from driftline.learners.guard import OutlierGuard
 from driftline.learners.labels import PendingLabels
 from driftline.learners.outputs import COUNTERS, Outputs
+from driftline.learners.slices import SliceMonitors
 from driftline.learners.slot import ModelSlot
 
 __all__ = ["DRIFTLINE_VERSION", "SNAPSHOT_FORMAT", "Engine", "Outputs", "encode_features"]
@@ -136,6 +137,8 @@ class Engine(MicroBatches):
             if det.prediction.kind != "none"
             else None
         )
+        #: Per-slice metrics and error monitors ([slices]); None when no feature slices.
+        self.slices = SliceMonitors.from_config(config.slices)
         if self.task is not None:
             self._set_task(self.task, None)
 
@@ -229,6 +232,9 @@ class Engine(MicroBatches):
         engine.__dict__.update(state)
         for slot in engine.slots.values():
             slot.config = config
+        if engine.slices is None or not engine.slices.matches(config.slices):
+            # Slices of other features (or none): this config's start afresh.
+            engine.slices = SliceMonitors.from_config(config.slices)
         return engine
 
     #: What a warm start takes from a snapshot: what was learned, not where a stream was.

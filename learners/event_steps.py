@@ -28,6 +28,7 @@ from driftline.learners.guard import OutlierGuard
 from driftline.learners.labels import MAX_CLOCK_SKEW_MS, PendingLabels
 from driftline.learners.model_error import loss
 from driftline.learners.models import infer_task
+from driftline.learners.slices import SliceMonitors, slice_monitor
 from driftline.learners.slot import ModelSlot
 
 METRIC_CLASSES = {
@@ -40,8 +41,9 @@ METRIC_CLASSES = {
 }
 
 #: What waits for a late label: (key, encoded inputs, prediction served, the model's own
-#: prediction, flagged by the guard, offset, model version, the challengers' predictions).
-Entry = tuple[Any, dict[str, Any], Any, Any, bool, int, int, tuple[tuple[int, Any], ...]]
+#: prediction, flagged by the guard, offset, model version, the challengers' predictions, the
+#: event's slices or None). Snapshots of an older driftline hold entries without the last one.
+Entry = tuple[Any, dict[str, Any], Any, Any, bool, int, int, tuple[tuple[int, Any], ...], Any]
 
 
 class EventSteps(AlertActions, Checkpoints):
@@ -60,6 +62,7 @@ class EventSteps(AlertActions, Checkpoints):
     encoder: FeatureEncoder
     guard_monitor: SignalMonitor
     features: FeatureMonitors | None
+    slices: SliceMonitors | None
 
     # ------------------------------------------------------------------ task and slots
 
@@ -242,7 +245,9 @@ class EventSteps(AlertActions, Checkpoints):
         # The version that predicted: a late label must not feed an old model's error to the
         # monitor of the model that replaced it. Challengers predict now, before any learns it.
         shadow = slot.shadow_predictions(xm) if slot is not None and slot.challengers else ()
-        entry = (event["key"], xm, prediction, model_prediction, flagged, offset, version, shadow)
+        cells = self.slices.observe(event["x"]) if self.slices is not None else None
+        head = (event["key"], xm, prediction, model_prediction, flagged, offset, version)
+        entry: Entry = (*head, shadow, cells)
         if event["y"] is None:
             self._wait_for_label(event["id"], entry, slot)
             return None
@@ -307,31 +312,51 @@ class EventSteps(AlertActions, Checkpoints):
             self.metric.update(y, prediction)
             if self.rolling is not None:
                 self.rolling.update(y, prediction)
+        if self.slices is not None and len(entry) > 8 and entry[8] is not None:
+            self.slices.score(entry[8], y, prediction, METRIC_CLASSES[self.metric_name])
         if entry[4]:
             self.counters["guarded"] += 1
             return False
         return True
 
     def _watch_error(
-        self, slot: ModelSlot, key: Any, model_prediction: Any, y: Any, version: int, index: int
+        self,
+        slot: ModelSlot,
+        key: Any,
+        model_prediction: Any,
+        y: Any,
+        version: int,
+        index: int,
+        cells: Any = None,
     ) -> None:
-        """The model's error on a label, to its concept-drift monitor (only while the model that
-        predicted is the champion, and past its warm-up)."""
+        """The model's error on a label, to its concept-drift monitor and those of the event's
+        slices ``cells`` (only while the model that predicted is the champion, and past its
+        warm-up)."""
         if slot.monitored(model_prediction) and version == slot.version:
-            alert = slot.monitor.update(  # type: ignore[union-attr]
-                loss(model_prediction, y, slot.classification), index
-            )
+            error = loss(model_prediction, y, slot.classification)
+            alert = slot.monitor.update(error, index)  # type: ignore[union-attr]
             if alert is not None:
                 self._on_alert(alert, slot, key)
+            # Not when that alert replaced the model: the error was the replaced model's.
+            if cells is not None and self.slices is not None and version == slot.version:
+                self._watch_slices(cells, error, index)
+
+    def _watch_slices(self, cells: Any, error: float, index: int) -> None:
+        task = self.task or "classification"
+        alerts = self.slices.watch(  # type: ignore[union-attr]
+            cells, error, index, lambda signal: slice_monitor(self.config, task, signal)
+        )
+        for alert in alerts:
+            self._on_alert(alert, None)
 
     def _learn(self, slot: ModelSlot | None, entry: Entry, y: Any, index: int) -> None:
         """Score, then learn one label (the micro-batch path learns its rows at once instead)."""
         if slot is None or not self._score(entry, y):
             return
-        key, xm, _, model_prediction, _, _, version, shadow = entry
+        key, xm, _, model_prediction, _, _, version, shadow, *cells = entry
         if slot.learn(xm, y, model_prediction, version, shadow):
             self.counters["learned"] += 1
-        self._watch_error(slot, key, model_prediction, y, version, index)
+        self._watch_error(slot, key, model_prediction, y, version, index, *cells)
         if slot.background is not None:
             slot.drop_stale_background(index)
         if slot.challengers:

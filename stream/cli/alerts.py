@@ -31,7 +31,7 @@ from driftline.offline.summary_text import signal_text
 
 #: How often a missing topic is looked for again.
 TOPIC_RETRY_S = 1.0
-#: The kinds of alert record (learners.alerting): ``drift`` opens an incident, ``update`` adds a
+#: The kinds of alert record (driftline.learners.alerting): ``drift`` opens an incident, ``update`` adds a
 #: signal to it, ``recovered`` closes it.
 KINDS = ("drift", "update", "recovered", "warning", "promoted")
 

@@ -19,6 +19,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, star
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from driftline.live.slice_metrics import SliceCollector
+
 if TYPE_CHECKING:
     from driftline.learners.engine import Engine
 
@@ -271,6 +273,8 @@ class WorkerMetrics:
             "driftline_assigned_partitions", "Events partitions this worker owns", registry=reg
         )
         reg.register(EngineCollector(engines))
+        # ----- slices ([slices] by): a block of their own, driftline.live.slice_metrics -----
+        reg.register(SliceCollector(engines))
 
     def forget(self, partition: int, topics: Iterable[str]) -> None:
         """Drop the gauges of a partition this worker no longer owns: its new owner reports them,

@@ -294,6 +294,7 @@ def _detection_scores(
                 on(family), source.true_drifts, max_delay, kinds=detections, **options
             )
             for family in ("error", "prediction", "features", "guard")
+            + (("slices",) if config.slices.by else ())
         },
     }
     return headline, scores
@@ -361,6 +362,9 @@ def _summary(
         "detection_scores": detection_scores,
         "not_significant": _not_significant(engine),
         "dead_letter_reasons": dict(engine.dead_letter_reasons),
+        # {feature: {value: {events, labelled, metric, alerts}}}, and events in no slice of it.
+        "slices": engine.slices.describe() if engine.slices else {},
+        "slices_skipped": dict(engine.slices.skipped) if engine.slices else {},
         "labels_expired": engine.pending.expired,
         "labels_evicted": engine.pending.evicted,
         "keys_evicted": engine.counters["keys_evicted"],
@@ -382,4 +386,6 @@ def _not_significant(engine: Engine) -> dict[str, int]:
         "features": engine.features.not_significant if engine.features else 0,
         "guard": engine.guard_monitor.not_significant,
     }
+    if engine.slices is not None:
+        counts["slices"] = engine.slices.not_significant
     return counts

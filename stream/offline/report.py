@@ -34,6 +34,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from driftline.offline.slice_report import report_axes
+
 KIND_COLOURS = {
     "drift": "#d62728",
     "update": "#9467bd",
@@ -261,8 +263,6 @@ def build_figure(
     ``summary`` (a backtest summary) gives the headline numbers.
     """
     try:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
         from matplotlib.lines import Line2D
         from matplotlib.patches import Patch
     except ImportError:
@@ -270,11 +270,8 @@ def build_figure(
 
     labels, row_of = _row_labels(alerts)
     strip_height = 0.35 + 0.22 * max(len(labels), 1)
-    fig = Figure(figsize=(12, 6.4), dpi=100, layout="constrained")
-    FigureCanvasAgg(fig)
-    main, strip = fig.subplots(
-        2, 1, sharex=True, gridspec_kw={"height_ratios": [4.6, strip_height]}
-    )
+    # The figure and its axes, with the slices' panel under them when there are slices.
+    fig, main, strip = report_axes(strip_height, summary)
 
     cut = warmup_cut(series, baseline_series or [])
     shown = after_warmup(series, cut)

@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from driftline.offline.slice_report import slice_lines
+
 HIGHER_IS_BETTER = ("accuracy", "f1", "macro_f1", "r2")
 MAX_INCIDENT_LINES = 12
 
@@ -241,6 +243,7 @@ def summary_lines(summary: Mapping[str, Any], out: str | None) -> list[str]:
     lines.extend(f"    {line}" for line in shown[:MAX_INCIDENT_LINES])
     if len(shown) > MAX_INCIDENT_LINES:
         lines.append(f"    ... {len(shown) - MAX_INCIDENT_LINES} more incidents in alerts.jsonl")
+    lines.extend(slice_lines(summary))
     if summary["dead_letter_reasons"]:
         reasons = ", ".join(f"{r} {n}" for r, n in summary["dead_letter_reasons"].items())
         lines.append(f"  dead letters by reason: {reasons}")
