@@ -360,7 +360,7 @@ def test_dockerignore_keeps_what_the_dockerfile_copies_and_drops_the_rest() -> N
 
 def test_gitignore_holds_what_the_quick_start_and_demo_write() -> None:
     lines = {line.strip() for line in (REPO / ".gitignore").read_text().splitlines()}
-    assert {"out/", "backtest-out/", ".venv/", ".kafka/"} <= lines
+    assert {"out/", "backtest-out/", ".venv/", ".kafka/", ".demo/"} <= lines
 
 
 # --------------------------------------------------------------------------- 8. install once
@@ -453,10 +453,16 @@ def test_a_failed_install_leaves_no_stamp(checkout: Path) -> None:
 
 def test_demo_installs_only_on_its_first_run(checkout: Path) -> None:
     for expected_installs in (1, 0):
-        demo = _run(checkout, "demo")
+        demo = _run(checkout, "demo", "--backtest")
         assert demo.returncode == 0, demo.stderr
         assert "driftline backtest --dataset agrawal-abrupt --out backtest-out" in demo.stdout
         assert len(_pip_installs(checkout)) == expected_installs
+
+
+def test_demo_runs_the_live_loop(checkout: Path) -> None:
+    assert _run(checkout, "demo", "--keep").returncode == 0
+    calls = (checkout / "calls.log").read_text().splitlines()
+    assert any(c.startswith("scripts/live_demo.py --keep") for c in calls), calls
 
 
 def test_install_rejects_unknown_options(checkout: Path) -> None:
