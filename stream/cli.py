@@ -406,6 +406,10 @@ def build_parser() -> argparse.ArgumentParser:
     snapshots_cli.register(sub, commands)
     app.register(sub, commands)  # driftline serve
     predict_cli.register(sub, commands)
+    from stream.dashboard import command as dashboard_command
+
+    dashboard_command.add_parser(sub)
+    commands["dashboard"] = dashboard_command.run
     # `--config FILE` also after the command (`driftline backtest --config f.toml ...`), for
     # every command that reads the settings; SUPPRESS keeps the one given before the command.
     for name, command_parser in sub.choices.items():
