@@ -125,8 +125,8 @@ class DashboardState:
         self.recent_dead_letters: deque[dict[str, Any]] = deque(maxlen=RECENT_DEAD_LETTERS)
         self.ignored = 0  # records that were not what their topic carries
 
-    def _partition(self, record: dict[str, Any]) -> Partition | None:
-        p = record.get("partition")
+    def _partition(self, record: Any) -> Partition | None:
+        p = record.get("partition") if isinstance(record, dict) else None
         if not isinstance(p, int) or isinstance(p, bool) or p < 0:
             self.ignored += 1
             return None
@@ -144,7 +144,7 @@ class DashboardState:
         return (ts_ms / 1000.0 // self.bucket_s) * self.bucket_s
 
     def add_prediction(self, record: Any, ts_ms: float | None) -> None:
-        part = self._partition(record) if isinstance(record, dict) else None
+        part = self._partition(record)
         if part is None:
             return
         part.add(record, self._bucket(ts_ms))
@@ -153,7 +153,7 @@ class DashboardState:
             self.metric_name = metric["name"]
 
     def add_alert(self, record: Any, ts_ms: float | None) -> None:
-        part = self._partition(record) if isinstance(record, dict) else None
+        part = self._partition(record)
         if part is None:
             return
         kind = str(record.get("kind"))
@@ -245,7 +245,7 @@ class DashboardState:
 
     def add_snapshot_header(self, header: Any, ts_ms: float | None) -> None:
         """A snapshot's lineage header (read, NOT verified: shown, never acted on)."""
-        part = self._partition(header) if isinstance(header, dict) else None
+        part = self._partition(header)
         if part is None:
             return
         keep = ("sequence", "model_version", "metric", "labelled", "watermark", "created_at")
