@@ -22,13 +22,15 @@ function esc(text) {
   return String(text).replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" })[c]);
 }
 
-// Events per second over the last RATE_WINDOW_S seconds of a [t, value, rolling, events] series.
+// Events per second over the last RATE_WINDOW_S seconds of a [t, value, rolling, events] series,
+// from its complete buckets (the newest is still filling); 0 once nothing came for that long.
 function rate(series, bucket) {
   if (!series.length) return null;
-  const last = series[series.length - 1][0];
-  const recent = series.filter((p) => p[0] > last - RATE_WINDOW_S);
-  const span = Math.max(bucket, recent.length ? last - recent[0][0] + bucket : bucket);
-  return recent.reduce((n, p) => n + p[3], 0) / span;
+  const newest = series[series.length - 1][0];
+  if (Date.now() / 1000 - (newest + bucket) > RATE_WINDOW_S) return 0;
+  const complete = series.filter((p) => p[0] < newest && p[0] >= newest - RATE_WINDOW_S);
+  if (!complete.length) return series[series.length - 1][3] / bucket;
+  return complete.reduce((n, p) => n + p[3], 0) / (newest - complete[0][0]);
 }
 
 function setText(id, text) { const el = $(id); if (el) el.textContent = text; }
@@ -100,7 +102,7 @@ function renderIncidents(incidents) {
 
 function renderPromotions(promotions) {
   $("promotions-empty").style.display = promotions.length ? "none" : "";
-  document.querySelector("#promotions tbody").innerHTML = promotions.slice(0, 10).map((p) => `<tr>
+  document.querySelector("#promotions tbody").innerHTML = promotions.slice(0, 6).map((p) => `<tr>
     <td>${time(p.ts)}</td><td>${esc(p.partition)}</td><td>v${esc(p.from_version)} → v${esc(p.to_version)}</td>
     <td>${fmt(p.champion.window_loss, 3)}</td><td>${fmt(p.challenger.window_loss, 3)}</td>
     <td>${p.p_value === null ? "–" : p.p_value.toExponential(1)}</td></tr>`).join("");
@@ -124,15 +126,34 @@ function renderDeadLetters(s) {
   $("dead-letters").innerHTML = bars.join("") + recent.join("");
 }
 
-// Charts: one x axis (seconds); per partition one line, plus the overall line.
-function columns(s, pick) {
-  const parts = Object.entries(s.partitions);
-  const xs = s.overall.series.map((p) => p[0]);
+// Charts: one x axis (seconds); per partition one line, plus the overall line. A partition with
+// no record in a bucket gets `missing(last value)`; a stretch with no record at all (more than
+// GAP_BUCKETS buckets) is a gap in every line, never a line drawn across it.
+const GAP_BUCKETS = 3;
+function columns(s, pick, missing) {
+  const xs = [];
+  const rows = [];
+  for (const p of s.overall.series) {
+    const last = xs.length ? xs[xs.length - 1] : null;
+    if (last !== null && p[0] - last > GAP_BUCKETS * s.bucket_s) {
+      xs.push(last + s.bucket_s);
+      rows.push(null);
+    }
+    xs.push(p[0]);
+    rows.push(p);
+  }
   const index = new Map(xs.map((x, i) => [x, i]));
-  const data = [xs, s.overall.series.map((p) => pick(p, s.bucket_s))];
-  for (const [, v] of parts) {
-    const col = new Array(xs.length).fill(null);
+  const data = [xs, rows.map((p) => (p === null ? null : pick(p, s.bucket_s)))];
+  for (const v of Object.values(s.partitions)) {
+    const col = new Array(xs.length).fill(undefined);
     for (const p of v.series) if (index.has(p[0])) col[index.get(p[0])] = pick(p, s.bucket_s);
+    let last = null;
+    let started = false;
+    for (let i = 0; i < col.length; i++) {
+      if (rows[i] === null) { col[i] = null; last = null; continue; }
+      if (col[i] === undefined) col[i] = started ? missing(last) : null;
+      else { started = true; last = col[i]; }
+    }
     data.push(col);
   }
   return data;
@@ -154,9 +175,9 @@ function drawIncidents(u) {
 
 function makeChart(el, label, s, overallLabel, hooks) {
   const width = el.clientWidth || 600;
-  const series = [{}, { label: overallLabel, stroke: "#18212f", width: 2.5, spanGaps: true }];
+  const series = [{}, { label: overallLabel, stroke: "#18212f", width: 2.5 }];
   Object.keys(s.partitions).forEach((p, i) => series.push({
-    label: `partition ${p}`, stroke: COLORS[i % COLORS.length], width: 1.3, spanGaps: true,
+    label: `partition ${p}`, stroke: COLORS[i % COLORS.length], width: 1.3,
   }));
   return new uPlot({ width, height: 240, series, hooks, axes: [{}, { label, size: 60 }],
     legend: { live: false }, cursor: { drag: { x: false, y: false } } }, [[]], el);
@@ -171,8 +192,8 @@ function renderCharts(s, name) {
     charts.key = key;
   }
   if (!s.overall.series.length) return;
-  charts.metric.setData(columns(s, (p) => p[2]));
-  charts.rate.setData(columns(s, (p, bucket) => p[3] / bucket));
+  charts.metric.setData(columns(s, (p) => p[2], (last) => last));
+  charts.rate.setData(columns(s, (p, bucket) => p[3] / bucket, () => 0));
 }
 
 async function poll() {
