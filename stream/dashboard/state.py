@@ -266,8 +266,9 @@ class DashboardState:
             "bucket_s": self.bucket_s,
             "overall": _overall(self.partitions.values()),
             "partitions": partitions,
-            "incidents": list(reversed(self.incidents.values())),
-            "promotions": list(reversed(self.promotions)),
+            # Newest first by record time: at start the topics are read a partition at a time.
+            "incidents": sorted(self.incidents.values(), key=_newest_first("opened_ts")),
+            "promotions": sorted(self.promotions, key=_newest_first("ts")),
             "features": sorted(self.features.values(), key=lambda f: -abs(f.get("effect") or 0.0)),
             "alerts_by_kind": dict(self.alerts_by_kind),
             "dead_letters": dict(self.dead_letter_reasons.most_common()),
@@ -307,6 +308,10 @@ def _overall(partitions: Any) -> dict[str, Any]:
         "lag": sum(lags) if lags else None,
         "series": series,
     }
+
+
+def _newest_first(field: str) -> Any:
+    return lambda item: -(item.get(field) or 0)
 
 
 def _weighted(pairs: list[tuple[int, float | None]]) -> float | None:
