@@ -202,3 +202,17 @@ def test_web_app_serves_the_page_its_assets_and_the_state() -> None:
     assert (script, chart) == (200, 200)
     assert view["metric_name"] == "accuracy" and view["overall"]["metric"] == 0.875
     assert view["about"] == {"group": "g1"} and view["partitions"]["0"]["events"] == 42
+
+
+def test_each_partition_shows_the_worker_it_is_assigned_to() -> None:
+    state = DashboardState()
+    state.add_prediction(prediction(0, 0, 1.0, 1), 1_000)
+    state.add_prediction(prediction(1, 0, 1.0, 1), 1_000)
+    workers = [
+        {"worker": "http://a:6066", "host": "10.0.0.1", "partitions": [0]},
+        {"worker": "http://b:6067", "host": "10.0.0.2", "partitions": [1]},
+    ]
+    state.set_workers(workers, "Stable")
+    view = state.view()
+    assert [view["partitions"][p]["worker"] for p in (0, 1)] == ["http://a:6066", "http://b:6067"]
+    assert view["workers"] == workers and view["group_state"] == "Stable"

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -20,7 +21,7 @@ from typing import Any
 import orjson
 
 from stream.dashboard.state import DashboardState
-from stream.kafka_clients import make_consumer
+from stream.kafka_clients import make_admin, make_consumer
 
 log = logging.getLogger("driftline.dashboard")
 
@@ -30,6 +31,8 @@ POLL_MS = 300
 #: A poll hands over at most this many records: the lock on the state is never held for long.
 MAX_POLL_RECORDS = 2000
 SNAPSHOT_CHUNK_HEADER = "driftline-chunk"
+#: A Faust worker puts its web address in its group membership's metadata.
+WORKER_URL = re.compile(r'"url"\s*:\s*"([^"]{1,200})"')
 
 
 class Follower:
@@ -43,6 +46,7 @@ class Follower:
         *,
         history: int = 20_000,
         consumer_factory: Callable[..., Any] = make_consumer,
+        admin_factory: Callable[..., Any] | None = make_admin,
     ) -> None:
         topics = settings.kafka.topics
         self.settings = settings
@@ -57,7 +61,10 @@ class Follower:
             topics.snapshots: self._snapshot,
         }
         self._consumer_factory = consumer_factory
+        self._admin_factory = admin_factory
         self._consumer: Any = None
+        self._admin: Any = None
+        self.group = settings.service.app_id
         self._stopping = threading.Event()
         self.records = 0
         self.status = "starting"
@@ -68,6 +75,8 @@ class Follower:
         self._consumer = self._consumer_factory(
             self.settings, client_id="driftline-dashboard", max_poll_records=MAX_POLL_RECORDS
         )
+        if self._admin_factory is not None:  # who the workers are: describing a group is a read
+            self._admin = self._admin_factory(self.settings, client_id="driftline-dashboard")
 
     def stop(self) -> None:
         self._stopping.set()
@@ -89,6 +98,7 @@ class Follower:
                     try:
                         assigned = self._assign_new(consumer, assigned)
                         self._update_ends(consumer)
+                        self._update_workers()
                         self.status = "following" if assigned else "waiting for the topics"
                     except KafkaError as exc:
                         self.status = f"Kafka error: {exc}"
@@ -111,6 +121,9 @@ class Follower:
         finally:
             with contextlib.suppress(Exception):
                 consumer.close()
+            if self._admin is not None:
+                with contextlib.suppress(Exception):
+                    self._admin.close()
 
     def _assign_new(self, consumer: Any, assigned: set[Any]) -> set[Any]:
         """Assign the partitions of the output topics that exist now (a topic created later, or
@@ -140,6 +153,31 @@ class Follower:
         ends = consumer.end_offsets([TopicPartition(self.events_topic, p) for p in partitions])
         with self.lock:
             self.state.set_end_offsets({tp.partition: end for tp, end in ends.items()})
+
+    def _update_workers(self) -> None:
+        """The members of the workers' group and the events partitions each was assigned."""
+        if self._admin is None:
+            return
+        group = self._admin.describe_groups([self.group]).get(self.group) or {}
+        workers = []
+        for member in group.get("members") or ():
+            assignment = member.get("member_assignment") or {}
+            partitions = [
+                p
+                for topic in assignment.get("assigned_partitions") or ()
+                if topic.get("topic") == self.events_topic
+                for p in topic.get("partitions") or ()
+            ]
+            url = WORKER_URL.search(str(member.get("member_metadata") or ""))
+            workers.append(
+                {
+                    "worker": url.group(1) if url else str(member.get("member_id"))[-12:],
+                    "host": str(member.get("client_host", "")).lstrip("/"),
+                    "partitions": sorted(partitions),
+                }
+            )
+        with self.lock:
+            self.state.set_workers(workers, str(group.get("group_state", "unknown")))
 
     # One handler per topic: a record that is not JSON is counted, never a crash.
 

@@ -47,6 +47,7 @@ class Partition:
         self.warnings = 0
         self.dead_letters = 0
         self.snapshot: dict[str, Any] | None = None
+        self.worker: str | None = None  # the group member it is assigned to
         # [bucket start (s), metric value, rolling, events in the bucket, labels scored, offset]
         self.series: deque[list[Any]] = deque(maxlen=points)
 
@@ -103,6 +104,7 @@ class Partition:
             "warnings": self.warnings,
             "dead_letters": self.dead_letters,
             "snapshot": self.snapshot,
+            "worker": self.worker,
             "series": [point[:4] for point in self.series],
         }
 
@@ -124,6 +126,8 @@ class DashboardState:
         self.dead_letter_reasons: Counter[str] = Counter()
         self.recent_dead_letters: deque[dict[str, Any]] = deque(maxlen=RECENT_DEAD_LETTERS)
         self.ignored = 0  # records that were not what their topic carries
+        self.workers: list[dict[str, Any]] = []
+        self.group_state: str | None = None
 
     def _partition(self, record: Any) -> Partition | None:
         p = record.get("partition") if isinstance(record, dict) else None
@@ -258,6 +262,13 @@ class DashboardState:
             if part is not None:
                 part.end = end
 
+    def set_workers(self, workers: list[dict[str, Any]], group_state: str) -> None:
+        """The members of the workers' group: ``worker`` (its address), ``partitions``."""
+        self.workers, self.group_state = workers[:MAX_PARTITIONS], group_state
+        owner = {p: w["worker"] for w in self.workers for p in w.get("partitions", ())}
+        for p, part in self.partitions.items():
+            part.worker = owner.get(p)
+
     def view(self) -> dict[str, Any]:
         """A JSON-able picture of everything, newest incidents and promotions first."""
         partitions = {p: part.view() for p, part in sorted(self.partitions.items())}
@@ -274,6 +285,8 @@ class DashboardState:
             "dead_letters": dict(self.dead_letter_reasons.most_common()),
             "recent_dead_letters": list(reversed(self.recent_dead_letters)),
             "ignored": self.ignored,
+            "workers": self.workers,
+            "group_state": self.group_state,
             # Not in the output records live: a backtest (driftline backtest) reports both.
             "baselines": {"no_adaptation": None, "no_change": None},
         }

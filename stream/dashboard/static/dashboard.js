@@ -59,7 +59,9 @@ function render(s) {
   setText("dead-total", int(reasons.reduce((n, [, c]) => n + c, 0)));
   setText("dead-top", reasons.length ? reasons.slice(0, 2).map(([r, c]) => `${r} ${int(c)}`).join(" · ") : "none");
   const a = s.about || {};
-  $("about").textContent = `group ${a.group || "?"} · broker ${a.bootstrap || "?"} · ${Object.keys(s.partitions).length} partitions`;
+  const workers = s.workers || [];
+  $("about").textContent = `group ${a.group || "?"}${s.group_state ? ` (${s.group_state.toLowerCase()})` : ""} · ` +
+    `${workers.length} worker${workers.length === 1 ? "" : "s"} · ${Object.keys(s.partitions).length} partitions · broker ${a.bootstrap || "?"}`;
   const f = s.follower || {};
   $("status").textContent = `${f.status || ""} · ${int(f.records)} records · updated ${new Date().toISOString().slice(11, 19)}Z`;
   $("status").className = "status" + (String(f.status || "").startsWith("Kafka error") ? " bad" : "");
@@ -76,7 +78,7 @@ function renderPartitions(s) {
   const rows = Object.entries(s.partitions).map(([p, v]) => {
     const snap = v.snapshot ? `#${v.snapshot.sequence} v${v.snapshot.model_version}` : "–";
     const share = v.fallback_share === null ? "–" : `${(100 * v.fallback_share).toFixed(1)}%`;
-    return `<tr><td>${esc(p)}</td><td>${int(v.events)}</td><td>${fmt(rate(v.series, s.bucket_s), 1)}</td>
+    return `<tr><td>${esc(p)}</td><td class="worker">${esc(v.worker ?? "–")}</td><td>${int(v.events)}</td><td>${fmt(rate(v.series, s.bucket_s), 1)}</td>
       <td>${int(v.lag)}</td><td>${int(v.labels)}</td><td>${fmt(v.metric)}</td><td>${fmt(v.rolling)}</td>
       <td>v${esc(v.model_version ?? "–")}</td><td>${share}</td><td>${int(v.incidents)}</td>
       <td>${int(v.promotions)}</td><td>${int(v.dead_letters)}</td><td>${snap}</td></tr>`;
