@@ -149,6 +149,8 @@ def test_page_shows_the_metric_the_events_and_the_drift_incident(
             assert time.monotonic() < deadline, f"no drift incident on the page: {api_state(port)}"
             time.sleep(1)
         assert state["follower"]["status"] == "following"
+        # The group has one member, the worker (owning both partitions): not the dashboard.
+        assert [w["partitions"] for w in state["workers"]] == [[0, 1]]
 
         dom = browse(f"http://127.0.0.1:{port}/", tmp_path, "--dump-dom")
         text = TextById()
