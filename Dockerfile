@@ -24,7 +24,8 @@ RUN useradd --create-home --uid 10001 driftline \
 USER driftline
 WORKDIR /data
 
-# Faust web (health), Prometheus /metrics: service.web_port, service.metrics_port.
-EXPOSE 6066 9464
+# Faust web (health), Prometheus /metrics: service.web_port, service.metrics_port;
+# `driftline dashboard --host 0.0.0.0`: 8050.
+EXPOSE 6066 9464 8050
 ENTRYPOINT ["driftline"]
 CMD ["--help"]

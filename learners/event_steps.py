@@ -8,6 +8,7 @@ path (:mod:`driftline.learners.batch`) differs only in predicting and learning a
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import orjson
@@ -274,8 +275,24 @@ class EventSteps(AlertActions, Checkpoints):
                 "source": source,
                 "partition": self.partition,
                 "offset": offset,
+                "metric": self._metric_now(),
             }
         )
+
+    def _metric_now(self) -> dict[str, Any] | None:
+        """The partition's running prequential metric as this prediction leaves (labels scored
+        so far; ``None`` before the first): the one place a follower of the output topics (the
+        dashboard) can read it over time, since labels never reach an output record."""
+        labels = self.counters["labelled"]
+        if not labels or self.metric is None:
+            return None
+        rolling = self.rolling.get() if self.rolling is not None else None
+        return {
+            "name": self.metric_name,
+            "value": _finite(self.metric.get()),
+            "rolling": None if rolling is None else _finite(rolling),
+            "labels": labels,
+        }
 
     def _watch_inputs(
         self,
@@ -390,3 +407,7 @@ class EventSteps(AlertActions, Checkpoints):
             )
             self._reject(raw, InvalidRecord("label_unmatched", why), "labels", position)
             self.counters["invalid"] -= 1  # a label, not an event: counted as too late
+
+
+def _finite(value: float) -> float | None:
+    return value if math.isfinite(value) else None

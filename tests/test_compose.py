@@ -86,7 +86,15 @@ def driftline_services(services: dict[str, dict[str, Any]]) -> dict[str, dict[st
 
 
 def test_parser_reads_the_services(services: dict[str, dict[str, Any]]) -> None:
-    assert set(services) == {"kafka", "topics", *WORKERS, "prometheus", "grafana", "producer"}
+    assert set(services) == {
+        "kafka",
+        "topics",
+        *WORKERS,
+        "prometheus",
+        "grafana",
+        "producer",
+        "dashboard",
+    }
     assert services["kafka"]["image"].startswith("apache/kafka:3.9.")
     assert services["kafka"]["environment"]["KAFKA_PROCESS_ROLES"] == "broker,controller"
     assert services["producer"]["command"][0] == "produce"
@@ -157,6 +165,17 @@ def test_workers_form_one_group_on_distinct_ports(services: dict[str, dict[str, 
         # Required from the environment: a default key written in the file would be everyone's.
         key = services[w]["environment"].get("DRIFTLINE_SNAPSHOT_KEY")
         assert key and key.startswith("${DRIFTLINE_SNAPSHOT_KEY:?"), w
+
+
+def test_dashboard_follows_the_workers_group_and_publishes_its_port(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    dashboard = services["dashboard"]
+    groups = {load_settings(environ=services[w]["environment"]).service.app_id for w in WORKERS}
+    assert {load_settings(environ=dashboard["environment"]).service.app_id} == groups
+    args = build_parser().parse_args(dashboard["command"])
+    assert args.host == "0.0.0.0"  # reachable from outside its container
+    assert f"{args.port}:{args.port}" in dashboard["ports"]
 
 
 def test_prometheus_scrapes_every_worker(services: dict[str, dict[str, Any]]) -> None:

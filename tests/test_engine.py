@@ -167,6 +167,7 @@ def test_prediction_record_has_the_documented_shape() -> None:
         "source",
         "partition",
         "offset",
+        "metric",
     }
     assert (record["id"], record["key"], record["partition"], record["offset"]) == (
         "e-2",
@@ -177,6 +178,23 @@ def test_prediction_record_has_the_documented_shape() -> None:
     assert record["source"] == "model"
     assert record["confidence"] == record["proba"][record["prediction"]]
     assert sum(record["proba"].values()) == pytest.approx(1.0)
+
+
+def test_prediction_carries_the_running_metric_of_the_labels_scored_before_it() -> None:
+    engine = Engine(make_config(fallback={"warmup_labels": 0}, engine={"rolling_window": 2}))
+    feed(engine, sea_events(50))
+    # Without a label the event waits; its prediction shows the metric of the 50 before it.
+    engine.process({"id": "late", "x": next(sea_events(1))["x"]}, 50)
+    predictions = engine.outputs.drain().predictions
+    assert predictions[0]["metric"] is None  # nothing scored yet
+    first_scored = predictions[1]["metric"]
+    assert first_scored["name"] == "accuracy" and first_scored["labels"] == 1
+    assert first_scored["value"] in (0.0, 1.0)
+    last = predictions[-1]["metric"]
+    assert last["labels"] == 50
+    assert last["value"] == pytest.approx(engine.metric.get())
+    assert last["rolling"] == pytest.approx(engine.rolling.get())  # the last 2 labels
+    assert last["rolling"] in (0.0, 0.5, 1.0)
 
 
 # --------------------------------------------------------------------------- task

@@ -23,6 +23,7 @@ examples:
   driftline serve                                      the live worker on Kafka
   driftline produce --dataset sea-abrupt --rate 500    events into Kafka
   driftline alerts --from-beginning                    follow the drift alerts
+  driftline dashboard                                  the live service in a browser (:8050)
 
 configuration: --config FILE (TOML) or $DRIFTLINE_CONFIG, then DRIFTLINE_<SECTION>__<KEY>=value
 overrides, e.g. DRIFTLINE_MODEL__NAME=hoeffding_tree DRIFTLINE_POLICY__ACTION=reset.
@@ -50,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
         alerts,
         backtest,
         config,
+        dashboard,
         datasets,
         predict,
         produce,
@@ -69,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     snapshots.register(sub, commands)
     serve.register(sub, commands)
     predict.register(sub, commands)
+    dashboard.register(sub, commands)
     # `--config FILE` also after the command (`driftline backtest --config f.toml ...`), for
     # every command that reads the settings; SUPPRESS keeps the one given before the command.
     for name, command_parser in sub.choices.items():
