@@ -78,6 +78,9 @@ class Checkpoints:
             "history": self.config.snapshot.history,
             "metric_name": getattr(self, "metric_name", None),
             "metric": None if metric is None or math.isnan(metric) else metric,
+            # Per-slice counts and metrics ([slices]; bounded by slices.max_values): what the
+            # dashboard shows of them, read from the newest snapshot of each partition.
+            "slices": self.slices.describe() if getattr(self, "slices", None) else {},
             "river_version": river.__version__,
             "driftline_version": DRIFTLINE_VERSION,
             "created_at": time.time(),

@@ -195,6 +195,13 @@ def run(args: argparse.Namespace) -> int:
         "DRIFTLINE_SNAPSHOT_KEY": os.environ.get("DRIFTLINE_SNAPSHOT_KEY") or secrets.token_hex(32),
         "PYTHONUNBUFFERED": "1",
     }
+    # Slices by education level (agrawal's elevel; the dashboard shows each value's metric), a
+    # snapshot every 1,000 events (the dashboard reads slices from them). The backtest gets the
+    # same settings: the comparison stays like for like.
+    env.setdefault(
+        "DRIFTLINE_SLICES__BY", '["elevel"]' if args.dataset.startswith("agrawal") else "[]"
+    )
+    env.setdefault("DRIFTLINE_SNAPSHOT__EVERY_EVENTS", "1000")
     pids: dict[str, Any] = {"kafka_env": {k: kenv[k] for k in kenv if k.startswith("KAFKA_")}}
     procs: list[subprocess.Popen[Any]] = []
     stop = threading.Event()

@@ -184,6 +184,26 @@ def test_snapshot_header_is_shown_per_partition() -> None:
     assert (snap["sequence"], snap["model_version"], snap["ts"]) == (3, 2, 4_000)
 
 
+def test_slices_come_from_each_partitions_newest_snapshot_header() -> None:
+    # The engine's own header (what the worker publishes), for two partitions of one group.
+    from driftline.learners.config import LearningConfig, SlicesConfig
+    from driftline.learners.engine import Engine
+
+    config = LearningConfig(slices=SlicesConfig(by=("region",)))
+    state = DashboardState()
+    for p, east_share in ((0, 2), (1, 3)):
+        engine = Engine(config, partition=p)
+        for i in range(60):
+            region = "east" if i % east_share == 0 else "west"
+            engine.process({"id": i, "x": {"a": float(i % 5), "region": region}, "y": i % 2 == 0})
+        state.add_snapshot_header(engine.header(), 5_000)
+    rows = {r["value"]: r for r in state.view()["slices"]["region"]}
+    assert rows["east"]["events"] == 30 + 20 and rows["west"]["events"] == 30 + 40
+    assert rows["east"]["labelled"] == 50 and rows["west"]["labelled"] + 50 == 120
+    assert 0.0 <= rows["east"]["metric"] <= 1.0
+    assert [r["value"] for r in state.view()["slices"]["region"]] == ["west", "east"]
+
+
 def test_web_app_serves_the_page_its_assets_and_the_state() -> None:
     state = DashboardState()
     state.add_prediction(prediction(0, 41, 0.875, 40), 1_000)

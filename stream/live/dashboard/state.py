@@ -31,6 +31,11 @@ RECENT_DEAD_LETTERS = 10
 DETAIL_CHARS = 200
 
 
+#: Slices shown: a worker keeps at most slices.max_values per feature; the page keeps fewer.
+MAX_SLICE_FEATURES = 8
+MAX_SLICE_VALUES = 50
+
+
 class Partition:
     """One partition: its latest prediction and a bounded series of time buckets."""
 
@@ -47,6 +52,8 @@ class Partition:
         self.warnings = 0
         self.dead_letters = 0
         self.snapshot: dict[str, Any] | None = None
+        #: ``{feature: {value: {events, labelled, metric, alerts}}}`` of the newest snapshot.
+        self.slices: dict[str, Any] = {}
         self.worker: str | None = None  # the group member it is assigned to
         # [bucket start (s), metric value, rolling, events in the bucket, labels scored, offset]
         self.series: deque[list[Any]] = deque(maxlen=points)
@@ -254,6 +261,9 @@ class DashboardState:
             return
         keep = ("sequence", "model_version", "metric", "labelled", "watermark", "created_at")
         part.snapshot = {name: header.get(name) for name in keep} | {"ts": ts_ms}
+        slices = header.get("slices")
+        if isinstance(slices, dict):
+            part.slices = slices
 
     def set_end_offsets(self, ends: dict[int, int]) -> None:
         """End offsets of the events topic: lag = end - (offset predicted + 1)."""
@@ -281,6 +291,7 @@ class DashboardState:
             "incidents": sorted(self.incidents.values(), key=_newest_first("opened_ts")),
             "promotions": sorted(self.promotions, key=_newest_first("ts")),
             "features": sorted(self.features.values(), key=lambda f: -abs(f.get("effect") or 0.0)),
+            "slices": merge_slices(part.slices for part in self.partitions.values()),
             "alerts_by_kind": dict(self.alerts_by_kind),
             "dead_letters": dict(self.dead_letter_reasons.most_common()),
             "recent_dead_letters": list(reversed(self.recent_dead_letters)),
@@ -320,6 +331,39 @@ def _overall(partitions: Any) -> dict[str, Any]:
         "rolling": _weighted([(1 if m.get("labels") else 0, m.get("rolling")) for m in latest]),
         "lag": sum(lags) if lags else None,
         "series": series,
+    }
+
+
+def merge_slices(per_partition: Any) -> dict[str, list[dict[str, Any]]]:
+    """The partitions' slices together: ``{feature: [{value, events, labelled, metric,
+    alerts}]}``, busiest first; counts summed, the metric label-weighted.
+
+    >>> a = {"region": {"east": {"events": 10, "labelled": 10, "metric": 0.5, "alerts": 1}}}
+    >>> b = {"region": {"east": {"events": 30, "labelled": 30, "metric": 0.9, "alerts": 0}}}
+    >>> merge_slices([a, b])["region"]
+    [{'value': 'east', 'events': 40, 'labelled': 40, 'metric': 0.8, 'alerts': 1}]
+    """
+    merged: dict[str, dict[str, dict[str, Any]]] = {}
+    weights: dict[tuple[str, str], list[tuple[int, float | None]]] = {}
+    for slices in per_partition:
+        for feature, values in slices.items():
+            if not isinstance(values, dict):
+                continue
+            for value, cell in list(values.items())[:MAX_SLICE_VALUES]:
+                row = merged.setdefault(feature, {}).setdefault(
+                    value, {"value": value, "events": 0, "labelled": 0, "metric": None, "alerts": 0}
+                )
+                for name in ("events", "labelled", "alerts"):
+                    row[name] += int(cell.get(name) or 0)
+                weights.setdefault((feature, value), []).append(
+                    (int(cell.get("labelled") or 0), cell.get("metric"))
+                )
+    for (feature, value), pairs in weights.items():
+        metric = _weighted(pairs)
+        merged[feature][value]["metric"] = None if metric is None else round(metric, 12)
+    return {
+        feature: sorted(rows.values(), key=lambda r: (-r["events"], str(r["value"])))
+        for feature, rows in list(merged.items())[:MAX_SLICE_FEATURES]
     }
 
 

@@ -69,6 +69,7 @@ function render(s) {
   renderIncidents(s.incidents);
   renderPromotions(s.promotions);
   renderFeatures(s.features);
+  renderSlices(s.slices || {}, name);
   renderDeadLetters(s);
   incidentTimes = s.incidents.map((i) => (i.opened_ts || 0) / 1000).filter((t) => t > 0);
   renderCharts(s, name);
@@ -115,6 +116,16 @@ function renderFeatures(features) {
   document.querySelector("#features tbody").innerHTML = features.slice(0, 12).map((f) => `<tr>
     <td>${esc(f.feature)}</td><td class="${f.effect > 0 ? "up" : "down"}">${fmt(f.effect, 2)}</td>
     <td>${fmt(f.before, 4)} → ${fmt(f.after, 4)}</td><td title="${esc(f.incidents.join(", "))}">${f.incidents.length > 2 ? `${f.incidents.length}: … ` : ""}${esc(f.incidents.slice(-2).join(", "))}</td></tr>`).join("");
+}
+
+function renderSlices(slices, name) {
+  const features = Object.entries(slices);
+  if (!features.length) return;
+  $("slices").innerHTML = features.map(([feature, rows]) => `<table class="slices"><thead><tr>
+    <th>${esc(feature)}</th><th>events</th><th>labels</th><th>${esc(name)}</th><th>drifts</th></tr></thead><tbody>
+    ${rows.map((r) => `<tr class="${r.alerts ? "drifted" : ""}"><td>${esc(r.value)}</td><td>${int(r.events)}</td>
+      <td>${int(r.labelled)}</td><td>${fmt(r.metric)}</td><td>${int(r.alerts)}</td></tr>`).join("")}
+    </tbody></table>`).join("");
 }
 
 function renderDeadLetters(s) {
