@@ -36,6 +36,7 @@ class Checkpoints:
     outputs: Outputs
     counters: dict[str, int]
     metric: Any
+    slices: Any  # SliceMonitors | None
     index: int
     watermark: int
     label_watermark: int
@@ -80,7 +81,7 @@ class Checkpoints:
             "metric": None if metric is None or math.isnan(metric) else metric,
             # Per-slice counts and metrics ([slices]; bounded by slices.max_values): what the
             # dashboard shows of them, read from the newest snapshot of each partition.
-            "slices": self.slices.describe() if getattr(self, "slices", None) else {},
+            "slices": self.slices.describe() if self.slices is not None else {},
             "river_version": river.__version__,
             "driftline_version": DRIFTLINE_VERSION,
             "created_at": time.time(),

@@ -8,11 +8,9 @@ path (:mod:`driftline.learners.batch`) differs only in predicting and learning a
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import orjson
-from river import metrics, utils
 
 from driftline.detectors import FeatureMonitors, SignalMonitor
 from driftline.learners.alerting import AlertActions
@@ -28,18 +26,9 @@ from driftline.learners.events import (
 from driftline.learners.guard import OutlierGuard
 from driftline.learners.labels import MAX_CLOCK_SKEW_MS, PendingLabels
 from driftline.learners.model_error import loss
-from driftline.learners.models import infer_task
 from driftline.learners.slices import SliceMonitors, slice_monitor
 from driftline.learners.slot import ModelSlot
-
-METRIC_CLASSES = {
-    "accuracy": metrics.Accuracy,
-    "f1": metrics.F1,
-    "macro_f1": metrics.MacroF1,
-    "mae": metrics.MAE,
-    "rmse": metrics.RMSE,
-    "r2": metrics.R2,
-}
+from driftline.learners.task_metric import METRIC_CLASSES, TaskAndMetric
 
 #: What waits for a late label: (key, encoded inputs, prediction served, the model's own
 #: prediction, flagged by the guard, offset, model version, the challengers' predictions, the
@@ -47,7 +36,7 @@ METRIC_CLASSES = {
 Entry = tuple[Any, dict[str, Any], Any, Any, bool, int, int, tuple[tuple[int, Any], ...], Any]
 
 
-class EventSteps(AlertActions, Checkpoints):
+class EventSteps(TaskAndMetric, AlertActions, Checkpoints):
     """The per-event steps of :class:`driftline.learners.engine.Engine`."""
 
     source: str
@@ -65,58 +54,7 @@ class EventSteps(AlertActions, Checkpoints):
     features: FeatureMonitors | None
     slices: SliceMonitors | None
 
-    # ------------------------------------------------------------------ task and slots
-
-    def _set_task(self, task: str, label: Any) -> None:
-        self.task = task
-        # Boolean labels get a binary model, any other classification label a multi-class one:
-        # decided by the first label (None until then, even when the task is configured).
-        if task == "regression":
-            self.binary = False
-        elif label is not None:
-            self.binary = isinstance(label, bool)
-        if self.prediction_monitor is not None:
-            self.prediction_monitor.regression = task == "regression"
-        name = self.config.engine.metric
-        if name == "auto":
-            name = "accuracy" if task == "classification" else "mae"
-        self.metric_name = name
-        self.metric = METRIC_CLASSES[name]()
-        window = self.config.engine.rolling_window
-        self.rolling = utils.Rolling(METRIC_CLASSES[name], window_size=window) if window else None
-
-    #: The classes seen so far (classification; a class default: older snapshots lack it).
-    classes: frozenset = frozenset()
-
-    def _check_label(self, y: Any) -> None:
-        if self.task is None:
-            task, why = infer_task(y)
-            self._set_task(task, y)
-            self.task_reason = f"inferred from {why}"
-            if task == "classification":
-                self.classes = frozenset((y,))
-            return
-        kind = type(y)  # exact types: validation already allowed only bool, int, float, str
-        if self.binary is None and self.task == "classification" and kind is not float:
-            self.binary = kind is bool
-        if self.task == "regression":
-            if kind is bool or kind is str:
-                raise InvalidRecord("bad_label", f"regression needs a numeric label, got {y!r}")
-        elif kind is float:
-            raise InvalidRecord(
-                "bad_label", f"classification needs a boolean, string or integer label, got {y!r}"
-            )
-        elif self.binary and kind is not bool:
-            raise InvalidRecord("bad_label", f"this model was built for boolean labels, got {y!r}")
-        elif y not in self.classes:
-            limit = self.config.engine.max_classes
-            if len(self.classes) >= limit:
-                raise InvalidRecord(
-                    "too_many_classes",
-                    f"label {y!r} would be class {len(self.classes) + 1:,}: this model learns at "
-                    f"most engine.max_classes = {limit:,} (memory stays bounded)",
-                )
-            self.classes = self.classes | {y}
+    # ------------------------------------------------------------------ slots
 
     def _slot(self, key: Any) -> ModelSlot | None:
         if self.task is None or self.binary is None:
@@ -279,21 +217,6 @@ class EventSteps(AlertActions, Checkpoints):
             }
         )
 
-    def _metric_now(self) -> dict[str, Any] | None:
-        """The partition's running prequential metric as this prediction leaves (labels scored
-        so far; ``None`` before the first): the one place a follower of the output topics (the
-        dashboard) can read it over time, since labels never reach an output record."""
-        labels = self.counters["labelled"]
-        if not labels or self.metric is None:
-            return None
-        rolling = self.rolling.get() if self.rolling is not None else None
-        return {
-            "name": self.metric_name,
-            "value": _finite(self.metric.get()),
-            "rolling": None if rolling is None else _finite(rolling),
-            "labels": labels,
-        }
-
     def _watch_inputs(
         self,
         x: dict[str, Any],
@@ -407,7 +330,3 @@ class EventSteps(AlertActions, Checkpoints):
             )
             self._reject(raw, InvalidRecord("label_unmatched", why), "labels", position)
             self.counters["invalid"] -= 1  # a label, not an event: counted as too late
-
-
-def _finite(value: float) -> float | None:
-    return value if math.isfinite(value) else None

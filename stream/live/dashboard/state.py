@@ -20,6 +20,8 @@ from __future__ import annotations
 from collections import Counter, OrderedDict, deque
 from typing import Any
 
+from driftline.live.dashboard.merged import merge_slices, newest_first, overall
+
 #: Buckets kept per partition (10 minutes at one a second).
 POINTS = 600
 MAX_PARTITIONS = 1024
@@ -29,11 +31,6 @@ MAX_FEATURES = 200
 MAX_REASONS = 100
 RECENT_DEAD_LETTERS = 10
 DETAIL_CHARS = 200
-
-
-#: Slices shown: a worker keeps at most slices.max_values per feature; the page keeps fewer.
-MAX_SLICE_FEATURES = 8
-MAX_SLICE_VALUES = 50
 
 
 class Partition:
@@ -285,11 +282,11 @@ class DashboardState:
         return {
             "metric_name": self.metric_name,
             "bucket_s": self.bucket_s,
-            "overall": _overall(self.partitions.values()),
+            "overall": overall(self.partitions.values()),
             "partitions": partitions,
             # Newest first by record time: at start the topics are read a partition at a time.
-            "incidents": sorted(self.incidents.values(), key=_newest_first("opened_ts")),
-            "promotions": sorted(self.promotions, key=_newest_first("ts")),
+            "incidents": sorted(self.incidents.values(), key=newest_first("opened_ts")),
+            "promotions": sorted(self.promotions, key=newest_first("ts")),
             "features": sorted(self.features.values(), key=lambda f: -abs(f.get("effect") or 0.0)),
             "slices": merge_slices(part.slices for part in self.partitions.values()),
             "alerts_by_kind": dict(self.alerts_by_kind),
@@ -301,80 +298,6 @@ class DashboardState:
             # Not in the output records live: a backtest (driftline backtest) reports both.
             "baselines": {"no_adaptation": None, "no_change": None},
         }
-
-
-def _overall(partitions: Any) -> dict[str, Any]:
-    """Every partition at once: events and lag summed, the metric label-weighted (exact for a
-    mean such as accuracy or MAE), and a series over the union of the partitions' buckets."""
-    parts = list(partitions)
-    lags = [lag for lag in (p.lag() for p in parts) if lag is not None]
-    latest = [p.metric or {} for p in parts]
-    # A bucket where a partition had no record carries its last point forward.
-    points = sorted((point[0], i, point) for i, p in enumerate(parts) for point in p.series)
-    last: dict[int, list[Any]] = {}
-    series: list[list[Any]] = []
-    for k, (t, i, point) in enumerate(points):
-        last[i] = point
-        if series and series[-1][0] == t:
-            series[-1][3] += point[3]
-        else:
-            series.append([t, None, None, point[3]])
-        if k + 1 == len(points) or points[k + 1][0] != t:  # the bucket is complete
-            now = last.values()
-            series[-1][1] = _weighted([(q[4], q[1]) for q in now])
-            series[-1][2] = _weighted([(1 if q[4] else 0, q[2]) for q in now])
-    return {
-        "events": sum(p.events() for p in parts),
-        "predictions": sum(p.predictions for p in parts),
-        "labels": sum(m.get("labels", 0) for m in latest),
-        "metric": _weighted([(m.get("labels", 0), m.get("value")) for m in latest]),
-        "rolling": _weighted([(1 if m.get("labels") else 0, m.get("rolling")) for m in latest]),
-        "lag": sum(lags) if lags else None,
-        "series": series,
-    }
-
-
-def merge_slices(per_partition: Any) -> dict[str, list[dict[str, Any]]]:
-    """The partitions' slices together: ``{feature: [{value, events, labelled, metric,
-    alerts}]}``, busiest first; counts summed, the metric label-weighted.
-
-    >>> a = {"region": {"east": {"events": 10, "labelled": 10, "metric": 0.5, "alerts": 1}}}
-    >>> b = {"region": {"east": {"events": 30, "labelled": 30, "metric": 0.9, "alerts": 0}}}
-    >>> merge_slices([a, b])["region"]
-    [{'value': 'east', 'events': 40, 'labelled': 40, 'metric': 0.8, 'alerts': 1}]
-    """
-    merged: dict[str, dict[str, dict[str, Any]]] = {}
-    weights: dict[tuple[str, str], list[tuple[int, float | None]]] = {}
-    for slices in per_partition:
-        for feature, values in slices.items():
-            if not isinstance(values, dict):
-                continue
-            for value, cell in list(values.items())[:MAX_SLICE_VALUES]:
-                row = merged.setdefault(feature, {}).setdefault(
-                    value, {"value": value, "events": 0, "labelled": 0, "metric": None, "alerts": 0}
-                )
-                for name in ("events", "labelled", "alerts"):
-                    row[name] += int(cell.get(name) or 0)
-                weights.setdefault((feature, value), []).append(
-                    (int(cell.get("labelled") or 0), cell.get("metric"))
-                )
-    for (feature, value), pairs in weights.items():
-        metric = _weighted(pairs)
-        merged[feature][value]["metric"] = None if metric is None else round(metric, 12)
-    return {
-        feature: sorted(rows.values(), key=lambda r: (-r["events"], str(r["value"])))
-        for feature, rows in list(merged.items())[:MAX_SLICE_FEATURES]
-    }
-
-
-def _newest_first(field: str) -> Any:
-    return lambda item: -(item.get(field) or 0)
-
-
-def _weighted(pairs: list[tuple[int, float | None]]) -> float | None:
-    known = [(n, v) for n, v in pairs if v is not None and n]
-    total = sum(n for n, _ in known)
-    return sum(n * v for n, v in known) / total if total else None
 
 
 def _signal(s: dict[str, Any]) -> dict[str, Any]:

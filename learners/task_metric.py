@@ -1,0 +1,110 @@
+"""The task (classification or regression, from the first label), the label types it accepts, and
+the prequential metric that scores it.
+
+A mixin of :class:`driftline.learners.engine.Engine` (through
+:class:`~driftline.learners.event_steps.EventSteps`, which sets every attribute below).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from river import metrics, utils
+
+from driftline.learners.config import LearningConfig
+from driftline.learners.events import InvalidRecord
+from driftline.learners.models import infer_task
+
+METRIC_CLASSES = {
+    "accuracy": metrics.Accuracy,
+    "f1": metrics.F1,
+    "macro_f1": metrics.MacroF1,
+    "mae": metrics.MAE,
+    "rmse": metrics.RMSE,
+    "r2": metrics.R2,
+}
+
+
+class TaskAndMetric:
+    """Decides the task and the metric on the first label; checks every later label's type."""
+
+    config: LearningConfig
+    task: str | None
+    task_reason: str
+    binary: bool | None
+    metric_name: str
+    metric: Any
+    rolling: Any
+    prediction_monitor: Any
+    counters: dict[str, int]
+
+    def _set_task(self, task: str, label: Any) -> None:
+        self.task = task
+        # Boolean labels get a binary model, any other classification label a multi-class one:
+        # decided by the first label (None until then, even when the task is configured).
+        if task == "regression":
+            self.binary = False
+        elif label is not None:
+            self.binary = isinstance(label, bool)
+        if self.prediction_monitor is not None:
+            self.prediction_monitor.regression = task == "regression"
+        name = self.config.engine.metric
+        if name == "auto":
+            name = "accuracy" if task == "classification" else "mae"
+        self.metric_name = name
+        self.metric = METRIC_CLASSES[name]()
+        window = self.config.engine.rolling_window
+        self.rolling = utils.Rolling(METRIC_CLASSES[name], window_size=window) if window else None
+
+    #: The classes seen so far (classification; a class default: older snapshots lack it).
+    classes: frozenset = frozenset()
+
+    def _check_label(self, y: Any) -> None:
+        if self.task is None:
+            task, why = infer_task(y)
+            self._set_task(task, y)
+            self.task_reason = f"inferred from {why}"
+            if task == "classification":
+                self.classes = frozenset((y,))
+            return
+        kind = type(y)  # exact types: validation already allowed only bool, int, float, str
+        if self.binary is None and self.task == "classification" and kind is not float:
+            self.binary = kind is bool
+        if self.task == "regression":
+            if kind is bool or kind is str:
+                raise InvalidRecord("bad_label", f"regression needs a numeric label, got {y!r}")
+        elif kind is float:
+            raise InvalidRecord(
+                "bad_label", f"classification needs a boolean, string or integer label, got {y!r}"
+            )
+        elif self.binary and kind is not bool:
+            raise InvalidRecord("bad_label", f"this model was built for boolean labels, got {y!r}")
+        elif y not in self.classes:
+            limit = self.config.engine.max_classes
+            if len(self.classes) >= limit:
+                raise InvalidRecord(
+                    "too_many_classes",
+                    f"label {y!r} would be class {len(self.classes) + 1:,}: this model learns at "
+                    f"most engine.max_classes = {limit:,} (memory stays bounded)",
+                )
+            self.classes = self.classes | {y}
+
+    def _metric_now(self) -> dict[str, Any] | None:
+        """The partition's running prequential metric as this prediction leaves (labels scored
+        so far; ``None`` before the first): the one place a follower of the output topics (the
+        dashboard) can read it over time, since labels never reach an output record."""
+        labels = self.counters["labelled"]
+        if not labels or self.metric is None:
+            return None
+        rolling = self.rolling.get() if self.rolling is not None else None
+        return {
+            "name": self.metric_name,
+            "value": _finite(self.metric.get()),
+            "rolling": None if rolling is None else _finite(rolling),
+            "labels": labels,
+        }
+
+
+def _finite(value: float) -> float | None:
+    return value if math.isfinite(value) else None
