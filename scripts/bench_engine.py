@@ -54,6 +54,16 @@ SAME_WORK = {
 }
 
 
+#: ``--breakdown``: the default config with one part turned off (only to see what it costs).
+BREAKDOWN: dict[str, dict[str, Any]] = {
+    "no challengers (policy none)": {"policy": {"action": "none"}},
+    "no guard": {"guard": {"enabled": False}},
+    "no feature monitors": {"detectors": {"features": {"kind": "none"}}},
+    "no prediction monitor": {"detectors": {"prediction": {"kind": "none"}}},
+    "no rolling metric": {"engine": {"rolling_window": 0}},
+}
+
+
 def bare_loop(events: list[dict[str, Any]]) -> float:
     model = preprocessing.StandardScaler() | linear_model.LogisticRegression()
     detector = drift.ADWIN(delta=0.01)  # the engine's default for the error signal
@@ -121,6 +131,12 @@ def main() -> int:
     )
     parser.add_argument("--quick", action="store_true", help="10k events, 3 repeats, 100k memory")
     parser.add_argument(
+        "--breakdown",
+        action="store_true",
+        help="also time the default config with one part off at a time (challengers, guard, "
+        "feature monitors, prediction monitor, rolling metric)",
+    )
+    parser.add_argument(
         "--only",
         action="append",
         default=[],
@@ -164,6 +180,12 @@ def main() -> int:
             for name, case in cases.items()
             if name in keep or any(text in name for text in args.only)
         }
+    if args.breakdown:
+        # Where the default config's time goes: the default with one part off at a time.
+        default = {"snapshot": {"every_events": 0}}
+        for label, off in BREAKDOWN.items():
+            overrides = {**default, **off}
+            cases[f"default config, {label}"] = lambda o=overrides: engine_loop(events, o)
     sizes = {name: args.events for name in cases}
     if "default config + an ARF challenger" in sizes:
         sizes["default config + an ARF challenger"] = min(ARF_EVENTS, args.events)
