@@ -70,7 +70,16 @@ class _Running(Reference):
         self.hi = -math.inf
 
     def add(self, value: float) -> None:
-        super().add(value)
+        # Reference.add written out (the same operations in the same order, so the same bits):
+        # the guard adds every numeric feature of every accepted event, and the call through
+        # super() cost as much as the arithmetic.
+        n = self.n + 1
+        self.n = n
+        mean = self.mean
+        delta = value - mean
+        mean += delta / n
+        self.mean = mean
+        self.m2 += delta * (value - mean)
         if value < self.lo:
             self.lo = value
         if value > self.hi:
@@ -124,9 +133,14 @@ class OutlierGuard:
     ) -> list[tuple[str, float, _Running]]:
         found = []
         threshold = self.z_threshold
+        stats_by_name = self.stats
         for name, value in numeric:
-            stats = self.stats.get(name)
-            if stats is not None and (z := stats.z(value)) > threshold:
+            stats = stats_by_name.get(name)
+            # A value inside the accepted range has z 0 (see _Running.z): the common case,
+            # decided here without the call (the threshold is > 0).
+            if stats is None or stats.lo <= value <= stats.hi:
+                continue
+            if (z := stats.z(value)) > threshold:
                 found.append((f"feature {name}", z, stats))
                 if first_only:
                     return found
@@ -136,7 +150,7 @@ class OutlierGuard:
 
     def check(self, x: dict[str, Any], y: float | None = None) -> str | None:
         """Check an event: the reason it is flagged, or ``None`` (accepted)."""
-        numeric = [(name, v) for name, v in x.items() if type(v) is float or type(v) is int]
+        numeric = [(name, v) for name, v in x.items() if (t := type(v)) is float or t is int]
         if self.accepted >= self.warmup and (found := self._outliers(numeric, y, True)):
             self.flag_run += 1
             if self.flag_run <= self.rebase_after:

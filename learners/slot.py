@@ -65,6 +65,11 @@ class ModelSlot(ChampionAndChallengers):
                 proba = self.model.predict_proba_one(x)
                 if not proba:
                     return None, None
+                if len(proba) == 2:
+                    # Two classes (most models): max(proba, key=...) without its call overhead,
+                    # the same answer on a tie (the first key).
+                    first, second = proba
+                    return (second if proba[second] > proba[first] else first), proba
                 return max(proba, key=proba.__getitem__), proba
             return self.model.predict_one(x), None
         except Exception:  # a model that raises must not stop the stream: fall back instead

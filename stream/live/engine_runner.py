@@ -14,6 +14,7 @@ from typing import Any
 
 from driftline.label_order import Record
 from driftline.learners.engine import Engine
+from driftline.live.histogram_bulk import observe_many
 from driftline.live.metrics import WorkerMetrics
 
 log = logging.getLogger("driftline.worker")
@@ -25,6 +26,7 @@ class EngineRunner:
     def __init__(self, metrics: WorkerMetrics) -> None:
         self.metrics = metrics
         self._observers: dict[str, Callable[[float], None]] = {}
+        self._children: dict[str, Any] = {}  # histogram children for observe_many
 
     def run(self, p: int, offset: int, kind: str, call: Callable[..., None], *args: Any) -> None:
         """``call(*args)`` for the ``kind`` ("label", "batch") at ``offset`` of partition ``p``."""
@@ -36,16 +38,24 @@ class EngineRunner:
         self._observe(kind)(time.perf_counter() - started)
 
     def run_events(self, p: int, engine: Engine, records: Sequence[Record]) -> None:
-        """:meth:`run`, inlined for the per-record hot path: one call less and no label look-up
-        per event."""
-        process, observe, clock = engine.process, self._observe("event"), time.perf_counter
+        """:meth:`run`, inlined for the per-record hot path: every event is still timed on its
+        own, but the times go into the histogram once per chunk (:func:`observe_many`), and
+        one clock reading ends an event and starts the next."""
+        process, clock = engine.process, time.perf_counter
+        seconds: list[float] = []
+        took = seconds.append
+        started = clock()
         for r in records:
-            started = clock()
             try:
                 process(r.value, r.offset, r.timestamp_ms)
             except Exception:
                 self._processing_error(p, "event", r.offset)
-            observe(clock() - started)
+            ended = clock()
+            took(ended - started)
+            started = ended
+        if "event" not in self._children:
+            self._children["event"] = self.metrics.latency.labels("event")
+        observe_many(self._children["event"], seconds)
 
     def _processing_error(self, p: int, kind: str, offset: int) -> None:
         self.metrics.errors.labels(kind).inc()
