@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import tomllib
+import types
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -83,7 +84,10 @@ def test_the_private_names_of_faust_exist_with_the_signatures_used() -> None:
     assert inspect.iscoroutinefunction(faust_consumer.Consumer.perform_seek)
     init = inspect.getsource(faust_consumer.Consumer.__init__)
     assert "self._read_offset = defaultdict(lambda: None)" in init
-    assert "self._buffered_partitions = set()" in init
+    # Pausing (the worker's flow control) is Faust's: it takes the partition out of the live set
+    # of active partitions that _wait_next_records fetches for.
+    pause = inspect.getsource(faust_consumer.Consumer.pause_partitions)
+    assert "self._get_active_partitions().difference_update(tpset)" in pause
     # How the app gets its consumer: App._new_transport -> Transport.Consumer ->
     # Consumer._new_consumer_thread -> AIOKafkaConsumerThread._create_worker_consumer.
     assert parameters(faust.App._new_transport) == ["self"]
@@ -205,3 +209,49 @@ def test_driftline_serve_app_uses_the_co_partitioning_assignor() -> None:
     app, created = asyncio.run(run())
     assert [type(a) for a in created["assignors"]] == [PartitionAssignor]
     assert {"driftline-events", "driftline-labels"} <= set(app.agents)
+
+
+def test_records_fetched_before_a_pause_are_all_handed_over() -> None:
+    """The worker pauses a partition (flow control) while a fetch of it is on its way in: the
+    records already returned by that fetch (the consumer's position is past them) must still
+    reach the agent, or they are lost for good. Faust's own loop skips a batch whose partition
+    is no longer active (its set of active partitions is the live one that pausing changes)."""
+    from faust.types import TP
+
+    tp = TP("events", 0)
+    handed: list[int] = []
+
+    async def hand_over(chunk: list[Any]) -> None:
+        handed.extend(r.offset for r in chunk)
+
+    async def stop_hook() -> None:
+        return None
+
+    async def run() -> None:
+        app = fast_delivery_app(
+            "it-pause", {"events": (2, hand_over)}, stop_hook, broker="kafka://127.0.0.1:1"
+        )
+        consumer = app.consumer
+        consumer._active_partitions = {tp}
+        consumer.highwater = lambda tp: 6  # type: ignore[method-assign]
+        fetcher = types.SimpleNamespace(_stopped=asyncio.Event())
+        records = [types.SimpleNamespace(offset=i, partition=0) for i in range(6)]
+        calls = 0
+
+        async def wait_next_records(timeout: float) -> tuple[dict[Any, Any], set[Any]]:
+            nonlocal calls
+            calls += 1
+            active = consumer._get_active_partitions()
+            if calls == 1:
+                # Fetched while active; paused before the loop gets to the batch.
+                consumer.pause_partitions([tp])
+                return {tp: records}, active
+            fetcher._stopped.set()
+            return {}, active
+
+        consumer._wait_next_records = wait_next_records  # type: ignore[method-assign]
+        await consumer._drain_messages(fetcher)
+        close_consumer_thread_loop(app)
+
+    asyncio.run(run())
+    assert handed == [0, 1, 2, 3, 4, 5]
