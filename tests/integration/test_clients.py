@@ -237,6 +237,23 @@ def test_alerts_prints_one_line_per_alert_and_raw_json(
     printed = [orjson.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert sorted(printed, key=lambda a: a["index"]) == alerts
 
+    # --kind: a subscriber who wants no warnings (one added here) sees the drifts only.
+    warning = {**_alert(3), "kind": "warning"}
+    send(settings, topic, [(b"p0", orjson.dumps(warning))])
+    assert (
+        main(["alerts", "--from-beginning", "--json", "--kind", "warning", "--timeout", "3"]) == 0
+    )
+    out = [x for x in capsys.readouterr().out.splitlines() if x.startswith("{")]
+    assert [orjson.loads(x)["index"] for x in out] == [5003], out
+    assert main(["alerts", "--from-beginning", "--json", "--kind", "drift", "--timeout", "3"]) == 0
+    out = [x for x in capsys.readouterr().out.splitlines() if x.startswith("{")]
+    assert sorted(orjson.loads(x)["index"] for x in out) == [5000, 5001, 5002]
+    with pytest.raises(SystemExit):
+        main(["alerts", "--kind", "drfit"])
+    assert "unknown kind drfit; valid: drift, update, recovered, warning, promoted" in (
+        capsys.readouterr().err
+    )
+
 
 def test_alerts_stops_after_timeout_of_silence(
     settings: Settings, capsys: pytest.CaptureFixture[str]
