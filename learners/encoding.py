@@ -39,6 +39,10 @@ OVERFLOW = "__other__"
 class FeatureEncoder:
     """Encode feature dicts for the model; the admitted names and values are its state."""
 
+    #: Whether reaching a cap is logged (once per feature). The backtest's no-adaptation baseline
+    #: runs on the same stream: its engine's warning would be the same line a second time.
+    log_caps = True
+
     def __init__(self, max_string_values: int = 1000, max_inputs: int = 10_000) -> None:
         self.max_string_values = max_string_values
         self.max_inputs = max_inputs
@@ -81,12 +85,13 @@ class FeatureEncoder:
             counters["features_dropped"] = counters.get("features_dropped", 0) + 1
             if not self.dropped_noted:
                 self.dropped_noted = True
-                log.warning(
-                    "feature %r and any later new feature name are left out of the model input: "
-                    "it already has engine.max_inputs (%d) inputs (counted in features_dropped)",
-                    name,
-                    self.max_inputs,
-                )
+                if self.log_caps:
+                    log.warning(
+                        "feature %r and any later new feature name are left out of the model input: "
+                        "it already has engine.max_inputs (%d) inputs (counted in features_dropped)",
+                        name,
+                        self.max_inputs,
+                    )
             return False
         self.names.add(name)
         self.inputs += 1
@@ -105,7 +110,7 @@ class FeatureEncoder:
             self.inputs += 1
             return f"{name}={value}"
         counters["string_overflow"] = counters.get("string_overflow", 0) + 1
-        if name not in self.overflowed:
+        if name not in self.overflowed and self.log_caps:
             self.overflowed.add(name)
             cap = (
                 f"engine.max_string_values ({self.max_string_values}) values"

@@ -184,6 +184,19 @@ def test_snapshot_header_is_shown_per_partition() -> None:
     assert (snap["sequence"], snap["model_version"], snap["ts"]) == (3, 2, 4_000)
 
 
+def test_the_newest_snapshot_is_shown_whatever_order_it_is_read_in() -> None:
+    # A partition's snapshot keys rotate over slots that hash to different topic partitions.
+    state = DashboardState()
+    newer = {"partition": 1, "sequence": 2, "model_version": 1, "slices": {"r": {}}}
+    cell = {"events": 1, "labelled": 1, "metric": 0.5, "alerts": 0}
+    older = {"partition": 1, "sequence": 1, "model_version": 0, "slices": {"old": {"a": cell}}}
+    state.add_snapshot_header(newer, 2_000)
+    state.add_snapshot_header(older, 3_000)
+    snap = state.view()["partitions"][1]["snapshot"]
+    assert (snap["sequence"], snap["model_version"]) == (2, 1)
+    assert "old" not in state.view()["slices"]
+
+
 def test_slices_come_from_each_partitions_newest_snapshot_header() -> None:
     # The engine's own header (what the worker publishes), for two partitions of one group.
     from driftline.learners.config import LearningConfig, SlicesConfig

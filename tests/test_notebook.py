@@ -103,6 +103,10 @@ def test_config_from_a_mapping_a_file_or_a_name(tmp_path, monkeypatch) -> None:
         driftline.Engine(model="hoefding_tree")
     with pytest.raises(TypeError, match="River model"):
         driftline.Engine(model=object())
+    with pytest.raises(ValueError, match="target 'yy' is not a column of DataFrame"):
+        driftline.backtest(pd.DataFrame({"x": [1.0], "y": [True]}), target="yy")
+    with pytest.raises(ValueError, match="time_column 'when' is not a column of records"):
+        driftline.Engine().feed([{"x": 1.0, "y": True}], target="y", time_column="when")
     with pytest.raises(ValueError, match="exactly one source"):
         driftline.backtest(dataset="sea-abrupt", file="x.csv")
 

@@ -21,6 +21,7 @@ from driftline.learners.alerting import signal_family
 from driftline.learners.config import LearningConfig, to_mapping
 from driftline.learners.engine import Engine, Outputs
 from driftline.learners.events import InvalidRecord, decode_event, validate_event
+from driftline.learners.prototypes import display_name
 from driftline.offline.scoring import (
     Scorecard,
     adaptation_interval,
@@ -141,6 +142,7 @@ def run_backtest(
     out_path = Path(out_dir) if out_dir is not None else None
     engine = Engine(config, partition=0, snapshot_key=snapshot_key)
     baseline = Engine(baseline_config(config), partition=0)
+    baseline.encoder.log_caps = False  # the engine says it once for this stream
     engine.scorecard, baseline.scorecard = Scorecard(), Scorecard()
     files = OutputFiles(out_path)
     progress = Progress(source.total, source.name) if show_progress else None
@@ -322,7 +324,7 @@ def _summary(
         "source": source.name,
         "task": engine.task,
         "task_reason": engine.task_reason,
-        "model": config.model.name,
+        "model": display_name(config.model.name, config.model.params),
         "policy": config.policy.action,
         "events": events,
         "invalid": engine.counters["invalid"],

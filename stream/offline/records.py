@@ -67,6 +67,10 @@ def record_events(
     >>> rows = [{"t": 20.5, "rain": 1.0, "city": "Oslo"}, {"t": 3.0, "rain": None}]
     >>> list(record_events(rows, target="rain"))
     [{'id': 0, 'x': {'t': 20.5, 'city': 'Oslo'}, 'y': 1}, {'id': 1, 'x': {'t': 3.0}}]
+    >>> list(record_events(rows, target="rian"))
+    Traceback (most recent call last):
+    ...
+    ValueError: target 'rian' is not a column of records (columns: t, rain, city)
     """
     roles = Roles(
         target=target,
@@ -81,7 +85,14 @@ def record_events(
     iterator = iter(rows)
     head = first_rows(iterator)
     flat = [{k: _plain(v) for k, v in row.items()} for row in head if not _is_contract(row, target)]
-    features = list(dict.fromkeys(k for row in flat for k in row if k not in special))
+    columns = list(dict.fromkeys(k for row in flat for k in row))
+    for role, column in roles.named.items():
+        if flat and column is not None and column not in columns:
+            # As a file's missing --target: one plain error now, not a run that learns nothing.
+            raise ValueError(
+                f"{role} {column!r} is not a column of {name} (columns: {', '.join(map(str, columns[:20]))})"
+            )
+    features = [k for k in columns if k not in special]
     roles.check_sample(name, flat, features)
     for position, row in enumerate(_chain(head, iterator)):
         if _is_contract(row, target):

@@ -257,6 +257,11 @@ class DashboardState:
         if part is None:
             return
         keep = ("sequence", "model_version", "metric", "labelled", "watermark", "created_at")
+        # The newest by its signed sequence, not by reading order: a partition's snapshots rotate
+        # over keys that hash to different partitions of the snapshot topic.
+        shown = part.snapshot
+        if shown is not None and _sequence(header) <= _sequence(shown):
+            return
         part.snapshot = {name: header.get(name) for name in keep} | {"ts": ts_ms}
         slices = header.get("slices")
         if isinstance(slices, dict):
@@ -332,3 +337,8 @@ def _mapping(value: Any) -> dict[str, Any]:
 
 def _number(value: Any) -> float | None:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _sequence(header: dict[str, Any]) -> int:
+    value = header.get("sequence")
+    return value if isinstance(value, int) and not isinstance(value, bool) else -1
