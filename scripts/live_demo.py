@@ -1,7 +1,7 @@
 """The live loop on this machine, end to end: what ``scripts/demo`` runs.
 
-Starts the project's own Kafka broker (scripts/kafka-local), one ``driftline serve`` worker and, when
-the command exists, ``driftline dashboard``; produces a built-in drifting stream with late labels;
+Starts the project's own Kafka broker (scripts/kafka-local), one ``driftline serve`` worker and
+``driftline dashboard``; produces a built-in drifting stream with late labels;
 prints the incidents as the worker raises them; then runs ``driftline backtest`` of the same stream
 and says whether the live alerts equal the backtest's. Everything it started is stopped at the end
 (``--keep`` leaves it running; ``scripts/demo --stop`` stops it later).
@@ -216,23 +216,16 @@ def run(args: argparse.Namespace) -> int:
             )
         procs.append(worker)
         pids["worker"] = worker.pid
-        has_dashboard = (
-            subprocess.run(
-                driftline("dashboard", "--help"), capture_output=True, check=False
-            ).returncode
-            == 0
-        )
-        if has_dashboard:
-            with open(STATE / "dashboard.log", "wb") as out:
-                board = subprocess.Popen(
-                    driftline("dashboard", "--port", str(dash)),
-                    env=env,
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                )
-            procs.append(board)
-            pids["dashboard"] = board.pid
+        with open(STATE / "dashboard.log", "wb") as out:
+            board = subprocess.Popen(
+                driftline("dashboard", "--port", str(dash)),
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        procs.append(board)
+        pids["dashboard"] = board.pid
         PIDS.write_text(json.dumps(pids))
         log(f"worker started (log: {STATE / 'worker.log'}; health: http://127.0.0.1:{web}/health)")
         wait_for(
@@ -241,8 +234,7 @@ def run(args: argparse.Namespace) -> int:
             WORKER_START_S,
             worker,
         )
-        if has_dashboard:
-            log(f"dashboard: http://127.0.0.1:{dash}/  (open it in a browser)")
+        log(f"dashboard: http://127.0.0.1:{dash}/  (open it in a browser)")
         follower = follow_incidents(env, stop)
         procs.append(follower)
         log(
@@ -305,13 +297,11 @@ def run(args: argparse.Namespace) -> int:
         if args.keep:
             print(
                 "\nStill running (--keep): the broker at "
-                f"{bootstrap}, the worker"
-                + (f", the dashboard at http://127.0.0.1:{dash}/" if has_dashboard else "")
-                + f".\n  DRIFTLINE_BOOTSTRAP={bootstrap} .venv/bin/driftline alerts --from-beginning"
+                f"{bootstrap}, the worker, the dashboard at http://127.0.0.1:{dash}/."
+                f"\n  DRIFTLINE_BOOTSTRAP={bootstrap} .venv/bin/driftline alerts --from-beginning"
                 "\n  scripts/demo --stop      stops them",
                 flush=True,
             )
-            return 0 if same else 1
         return 0 if same else 1
     finally:
         stop.set()

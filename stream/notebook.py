@@ -20,6 +20,7 @@ come as the CLI takes them (defaults, a TOML file or a mapping of the same shape
 from __future__ import annotations
 
 import dataclasses
+from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -120,9 +121,7 @@ class Engine:
         core = self.core
         slot = next(iter(core.slots.values()), None)
         labelled = core.counters["labelled"]
-        kinds: dict[str, int] = {}
-        for alert in self.alerts:
-            kinds[alert["kind"]] = kinds.get(alert["kind"], 0) + 1
+        kinds = Counter(alert["kind"] for alert in self.alerts)
         return {
             **{name: core.counters[name] for name in ("events", "valid", "invalid")},
             "labelled": labelled,
@@ -166,8 +165,7 @@ def backtest(
     ``dataset`` (a built-in stream) or ``file`` (JSONL or CSV); ``out`` writes the files the
     CLI's ``--out`` writes, report.png included."""
     settings = load_config(config, model=model)
-    named = [s for s in (data is not None, dataset is not None, file is not None) if s]
-    if len(named) != 1:
+    if sum(source is not None for source in (data, dataset, file)) != 1:
         raise ValueError("name exactly one source: data, dataset= or file=")
     source: Source
     if data is not None:
@@ -179,12 +177,8 @@ def backtest(
             key_column=key_column,
             timezone=timezone,
             task=settings.engine.task,
+            limit=limit,
         )
-        if limit is not None:
-            from itertools import islice
-
-            source.items = islice(source.items, limit)
-            source.total = limit if source.total is None else min(limit, source.total)
     else:
         source = open_source(
             dataset=dataset,

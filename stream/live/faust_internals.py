@@ -130,7 +130,8 @@ def fast_delivery_app(
             try:
                 while not (consumer_stopped() or fetcher_stopped()):
                     self.diag.set_flag("FETCHING")
-                    records, active = await self._wait_next_records(timeout=1.0)
+                    # Faust's active partitions (the second item) are not looked at: see below.
+                    records, _ = await self._wait_next_records(timeout=1.0)
                     await asyncio.sleep(0)  # (as Faust's loop: let others run between fetches)
                     if not records or self.should_stop or app.should_stop:
                         continue
@@ -146,7 +147,6 @@ def fast_delivery_app(
                     # the fetch (flow control): the position is past them, so a record skipped
                     # here would never come again. (Faust's loop skips a batch whose partition
                     # left its live set of active partitions meanwhile: records lost.)
-                    del active
                     for tp, batch in records.items():
                         chunk_size, hand_over = feeds[tp.topic]
                         app.monitor.track_tp_end_offset(tp, self.highwater(tp))

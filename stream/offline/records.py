@@ -8,6 +8,7 @@ values (``None``, NaN) leave the feature out of ``x``, as River expects a missin
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -117,7 +118,12 @@ def _chain(head: list[Any], rest: Iterator[Any]) -> Iterator[Any]:
     yield from rest
 
 
-def records_source(data: Any, **roles: Any) -> Source:
-    """A :class:`~driftline.offline.sources.Source` over a DataFrame or an iterable of dicts."""
+def records_source(data: Any, *, limit: int | None = None, **roles: Any) -> Source:
+    """A :class:`~driftline.offline.sources.Source` over a DataFrame or an iterable of dicts;
+    ``limit`` caps the number of events (as ``open_source``'s)."""
     rows, total, name = _rows(data)
-    return Source(name, record_events(rows, name=name, **roles), total)
+    events: Iterator[dict[str, Any]] = record_events(rows, name=name, **roles)
+    if limit is not None:
+        events = itertools.islice(events, limit)
+        total = limit if total is None else min(limit, total)
+    return Source(name, events, total)
