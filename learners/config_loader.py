@@ -74,19 +74,31 @@ def from_mapping(cls: type[T], data: dict[str, Any], prefix: str | None = None) 
     """Build the frozen dataclass ``cls`` from ``data``; unknown keys and wrong types fail."""
     prefix = prefix if prefix is not None else getattr(cls, "section", cls.__name__)
     hints = typing.get_type_hints(cls)
-    fields = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
+    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     kwargs = {}
     for name, value in data.items():
         key = f"{prefix}.{name}" if prefix else name
         if name not in fields:
             raise ConfigError(f"{key}: unknown setting; valid keys are {', '.join(fields)}")
-        kwargs[name] = _coerce(value, hints[name], key)
+        kwargs[name] = _coerce(_over_default(fields[name], value), hints[name], key)
     try:
         return cls(**kwargs)
     except ConfigError:
         raise
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{prefix}: {exc}") from None
+
+
+def _over_default(field: dataclasses.Field[Any], value: Any) -> Any:
+    """A table given for a nested section overrides that section's *own* defaults: setting
+    ``detectors.error.kind`` keeps the error monitor's ``min_effect``, not the class-wide one."""
+    factory = field.default_factory
+    if not isinstance(value, dict) or factory is dataclasses.MISSING:
+        return value
+    default = factory()
+    if not dataclasses.is_dataclass(default):
+        return value
+    return {**to_mapping(default), **value}
 
 
 def to_mapping(obj: Any) -> dict[str, Any]:

@@ -62,6 +62,17 @@ def test_default_error_detector_is_the_documented_adwin_delta() -> None:
     assert custom.slots[None].monitor.detector.delta == 0.002
 
 
+def test_a_partly_given_section_keeps_its_own_defaults(tmp_path: Path) -> None:
+    # The error monitor's defaults differ from the other signals' (min_effect 0.15, 400 events):
+    # naming one of its keys, in a file or the environment, must not bring the others' values.
+    expected = ModelDetectorConfig(min_effect=0.15, confirm_events=400, kind="page_hinkley")
+    from_env = load_settings(environ={"DRIFTLINE_DETECTORS__ERROR__KIND": "page_hinkley"})
+    path = write_toml(tmp_path, '[detectors.error]\nkind = "page_hinkley"\n')
+    from_file = load_settings(path, environ={})
+    assert from_env.detectors.error == expected == from_file.detectors.error
+    assert from_env.detectors.prediction.warmup == 1000  # a sibling section keeps its own too
+
+
 def test_toml_file_then_environment_overrides(tmp_path: Path) -> None:
     path = write_toml(
         tmp_path,
