@@ -136,6 +136,11 @@ class FeatureMonitors:
     def not_significant(self) -> int:
         return sum(mon.not_significant for mon in self.monitors.values())
 
+    @property
+    def pending(self) -> bool:
+        """An alarm on some feature waits for its confirmation window."""
+        return any(mon.pending for mon in self.monitors.values())
+
     def update(self, x: dict[str, Any], index: int) -> list[dict[str, Any]]:
         alerts = []
         monitors = self.monitors

@@ -43,6 +43,12 @@ from driftline.detectors.registry import build_detector, warning_params
 
 Direction = Literal["up", "down", "both"]
 
+#: An alarm whose confirmation window moved the watched way (z at least RETEST_Z) but not enough
+#: is tested again on the next window, up to MAX_RETESTS times: a gradual change is confirmed
+#: as it grows instead of waiting for the detector to fire again from scratch.
+RETEST_Z = 1.0
+MAX_RETESTS = 4
+
 
 class SignalMonitor:
     """Watch one numeric signal; ``update`` returns an alert dict or ``None``."""
@@ -171,14 +177,14 @@ class SignalMonitor:
                 return self._open_candidate(index, evidence)
             if self.alarm_active:
                 # The watched signal went back the good way: the alarm is over.
-                self.alarm_active = False
+                self._recover()
                 return self._alert("recovered", index, evidence)
             return None
 
         if self.alarm_active:
             self._quiet_since_alarm += 1
             if self._quiet_since_alarm >= self.recovery_events:
-                self.alarm_active = False
+                self._recover()
                 return self._alert("recovered", index, self._evidence())
         if self.warning_active:
             # A warning that never became a drift lapses, so the next change can warn again.
@@ -198,6 +204,13 @@ class SignalMonitor:
                 self._since_warning = 0
                 return self._alert("warning", index, evidence)
         return None
+
+    def _recover(self) -> None:
+        self.alarm_active = False
+        if self.fixed_reference is None:
+            # The reference since the drift holds its transient (an adapting model's error is
+            # high at first, then settles): the settled regime starts now.
+            self.reference = Reference()
 
     def _open_candidate(self, index: int, evidence: dict[str, Any]) -> dict[str, Any] | None:
         candidate = {"first_index": index, "evidence": evidence, "n": 0, "sum": 0.0, "sumsq": 0.0}
@@ -259,6 +272,13 @@ class SignalMonitor:
         elif self.direction == "down":
             d, z = -d, -z
         if d < self.min_effect or (statistical and z < self.z_min):
+            if statistical and z >= RETEST_Z and candidate.get("retests", 0) < MAX_RETESTS:
+                # Moved the watched way, not yet enough: a slow change is still under way. The
+                # next window is tested on its own; windows never overlap, so one test per
+                # confirm_events values still holds and so does the ert budget.
+                candidate.update(n=0, sum=0.0, sumsq=0.0, retests=candidate.get("retests", 0) + 1)
+                self._candidate = candidate
+                return None
             self.not_significant += 1
             return None
         self.alarm_active = True

@@ -47,10 +47,19 @@ class PredictionMonitors:
         self.kw = kw
         self.classes: list[Any] = []
         self.monitors: dict[Any, SignalMonitor | ScaledMonitor] = {}
+        #: Drifts of a classifier's outputs dropped because it did no better than always naming
+        #: the most frequent class: such a model's predicted shares wander without the stream
+        #: changing (an SGD model on a concept it cannot learn), and are not worth an alert.
+        self.unskilled = 0
 
     @property
     def not_significant(self) -> int:
-        return sum(mon.not_significant for mon in self.monitors.values())
+        return self.unskilled + sum(mon.not_significant for mon in self.monitors.values())
+
+    @property
+    def pending(self) -> bool:
+        """An alarm on some prediction signal waits for its confirmation window."""
+        return any(mon.pending for mon in self.monitors.values())
 
     def reset(self) -> None:
         """Another model now predicts: its outputs get references of their own."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import Any
 
-from driftline.detectors import IncidentTracker, PredictionMonitors
+from driftline.detectors import FeatureMonitors, IncidentTracker, PredictionMonitors
 from driftline.learners.config import LearningConfig
 from driftline.learners.outputs import Outputs
 from driftline.learners.slices import SliceMonitors
@@ -38,6 +38,7 @@ class AlertActions:
     alert_counts: dict[tuple[str, str, str], int]
     incidents: IncidentTracker
     prediction_monitor: PredictionMonitors | None
+    features: FeatureMonitors | None
     slices: SliceMonitors | None
     index: int
     watermark: int
@@ -103,6 +104,11 @@ class AlertActions:
         alarm = any(s.alarm_active for s in self.slots.values())
         if self.slices is not None and not alarm:
             alarm = self.slices.alarm_active
+        # An alarm still under test on the inputs or outputs may be the same change, seen late
+        # (a model that adapts shifts its predictions gradually): the incident waits for it.
+        for monitors in (self.features, self.prediction_monitor):
+            if not alarm and monitors is not None:
+                alarm = monitors.pending
         record = self.incidents.close_if_quiet(self.index, alarm_active=alarm)
         if record is not None:
             record.update(

@@ -237,6 +237,9 @@ class EventSteps(TaskAndMetric, AlertActions, Checkpoints):
             and slot.labels_learned >= self.config.detectors.prediction.warmup
         ):
             for alert in self.prediction_monitor.update(model_prediction, index):
+                if alert["kind"] == "drift" and not self._beats_majority_class():
+                    self.prediction_monitor.unskilled += 1
+                    continue
                 self._on_alert(alert, slot)
 
     # ------------------------------------------------------------------ a label
@@ -252,6 +255,8 @@ class EventSteps(TaskAndMetric, AlertActions, Checkpoints):
             self.metric.update(y, prediction)
             if self.rolling is not None:
                 self.rolling.update(y, prediction)
+        if self.prediction_monitor is not None and self.task == "classification":
+            self._count_label(y)
         if self.slices is not None and len(entry) > 8 and entry[8] is not None:
             self.slices.score(entry[8], y, prediction, METRIC_CLASSES[self.metric_name])
         if entry[4]:

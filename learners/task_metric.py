@@ -8,6 +8,7 @@ A mixin of :class:`driftline.learners.engine.Engine` (through
 from __future__ import annotations
 
 import math
+from collections import deque
 from typing import Any
 
 from river import metrics, utils
@@ -59,6 +60,34 @@ class TaskAndMetric:
 
     #: The classes seen so far (classification; a class default: older snapshots lack it).
     classes: frozenset = frozenset()
+    #: The last ``engine.rolling_window`` labels and their counts (classification): the share of
+    #: the most frequent class, the score of a model that always names it.
+    recent_labels: deque | None = None
+    recent_label_counts: dict[Any, int] | None = None
+
+    def _count_label(self, y: Any) -> None:
+        recent, counts = self.recent_labels, self.recent_label_counts
+        if recent is None or counts is None:
+            recent = self.recent_labels = deque(maxlen=max(1, self.config.engine.rolling_window))
+            counts = self.recent_label_counts = {}
+        if len(recent) == recent.maxlen:
+            old = recent[0]
+            counts[old] -= 1
+        recent.append(y)
+        counts[y] = counts.get(y, 0) + 1
+
+    def _beats_majority_class(self) -> bool:
+        """The rolling accuracy is clearly above the share of the most frequent recent label: by
+        two standard errors of that share over the window (``True`` for regression, another
+        metric, or before there is a window to judge by)."""
+        recent, counts = self.recent_labels, self.recent_label_counts
+        if self.metric_name != "accuracy" or self.rolling is None or not recent or not counts:
+            return True
+        n = len(recent)
+        if n < (recent.maxlen or 0):
+            return True
+        share = max(counts.values()) / n
+        return float(self.rolling.get()) > share + 2.0 * math.sqrt(share * (1.0 - share) / n)
 
     def _check_label(self, y: Any) -> None:
         if self.task is None:

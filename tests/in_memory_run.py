@@ -23,7 +23,7 @@ from driftline.offline.datasets import get_dataset
 from driftline.settings import load_settings
 
 KEY = bytes.fromhex("0f1e2d3c4b5a69788796a5b4c3d2e1f00112233445566778899aabbccddeeff0")
-EVENTS = 8000  # per partition: sea-abrupt drifts at 5,000
+EVENTS = 10_000  # per partition: sea-abrupt drifts at 5,000; its incident closes at 9,141
 T0_MS = 1_700_000_000_000
 
 

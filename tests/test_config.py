@@ -44,7 +44,7 @@ def test_defaults_load_without_a_file_or_environment() -> None:
     assert [
         (d.min_effect, d.ert, d.confirm_events)
         for d in (detectors.error, detectors.prediction, detectors.features)
-    ] == [(0.15, 1e6, 400), (0.5, 1e6, 500), (0.5, 1e6, 500)]
+    ] == [(0.15, 1e6, 400), (0.3, 1e6, 500), (0.5, 1e6, 500)]
     assert (settings.alerts.warnings, settings.alerts.close_after) == (True, 2000)
     assert (settings.fallback.kind, settings.fallback.warmup_labels) == ("baseline", 50)
     assert settings.kafka.topics.alerts == "drift-alerts"

@@ -315,3 +315,60 @@ def test_page_hinkley_parameter_of_the_wrong_type_is_refused_when_built() -> Non
     # load_settings, and only fails at the first update, mid-stream, with a TypeError.
     with pytest.raises(ConfigError, match=r"^detectors\.error\.params"):
         build_detector("page_hinkley", {"delta": "high"}, key="detectors.error")
+
+
+# --------------------------------------------------------------------------- slow changes
+
+# A share that climbs from 0.3 to 0.6 over 6000 values: the detector fires early in the climb,
+# when the first confirmation window has moved too little to count.
+RAMP = _bernoulli(5, (0.3, 3000), *((0.3 + 0.3 * k / 12, 500) for k in range(1, 13)), (0.6, 2000))
+
+
+def _confirmed(min_effect: float) -> SignalMonitor:
+    return SignalMonitor(
+        "prediction:x",
+        "adwin",
+        {},
+        warning=False,
+        binary=True,
+        min_effect=min_effect,
+        ert=1_000_000,
+        confirm_events=500,
+    )
+
+
+def test_a_gradual_change_is_confirmed_as_it_grows(monkeypatch: pytest.MonkeyPatch) -> None:
+    growing = _confirmed(0.4)
+    drifts = [a for i, v in enumerate(RAMP) if (a := growing.update(v, i)) and a["kind"] == "drift"]
+    assert len(drifts) == 1 and drifts[0]["effect"]["d"] >= 0.4
+    # It was the first alarm, tested again on later windows, not a new alarm from scratch.
+    assert drifts[0]["index"] - drifts[0]["first_index"] > 500
+    monkeypatch.setattr("driftline.detectors.monitor.MAX_RETESTS", 0)
+    once = _confirmed(0.4)
+    first = [a for i, v in enumerate(RAMP) if (a := once.update(v, i)) and a["kind"] == "drift"]
+    assert once.not_significant >= 1
+    assert not first or first[0]["index"] > drifts[0]["index"]
+
+
+def test_retests_keep_the_false_alarm_budget_on_a_stationary_stream() -> None:
+    monitor = _confirmed(0.0)  # the budget alone decides
+    assert _run(monitor, STATIONARY * 5) == []
+
+
+def test_after_recovery_the_reference_is_the_settled_level() -> None:
+    # An adapting model: its error jumps, then settles above the old level. The alarm's
+    # reference after recovery is the settled level, not a mean that holds the transient.
+    values = _bernoulli(9, (0.1, 3000), (0.4, 600), (0.15, 4000))
+    monitor = SignalMonitor(
+        "error",
+        "adwin",
+        {},
+        direction="up",
+        binary=True,
+        min_effect=0.15,
+        ert=1_000_000,
+        confirm_events=400,
+    )
+    kinds = [kind for kind, _ in _run(monitor, values)]
+    assert kinds[:3] == ["warning", "drift", "recovered"]
+    assert abs(monitor.reference.mean - 0.15) < 0.03

@@ -353,7 +353,8 @@ def _drift_run(
         make_config(
             policy={"action": action},
             snapshot={"every_events": 500},
-            detectors={"error": {**UNCONFIRMED, **(error or {})}},
+            # Only the error's alarm: a prediction drift joining the incident would keep it open.
+            detectors={"error": {**UNCONFIRMED, **(error or {})}, "prediction": {"kind": "none"}},
             **sections,
         )
     )
