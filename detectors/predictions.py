@@ -29,6 +29,9 @@ from driftline.detectors.monitor import SignalMonitor
 class PredictionMonitors:
     """One monitor for a regression's predicted value, or one per predicted class."""
 
+    #: A class default: restored from a snapshot taken before the count existed.
+    unskilled = 0
+
     def __init__(
         self,
         kind: str,

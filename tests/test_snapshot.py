@@ -328,3 +328,24 @@ def test_a_snapshot_of_another_state_format_is_refused_before_unpickling() -> No
     old = sign_snapshot(engine._state(), header, KEY)
     with pytest.raises(SnapshotError, match="state format 1, this driftline reads format 2"):
         Engine.restore(old, KEY, make_config())
+
+
+def test_a_snapshot_from_before_the_majority_class_rule_restores_and_runs() -> None:
+    # Snapshots taken before the rule lack the label window and the dropped-drift count.
+    config = LearningConfig()
+    events = list(get_dataset("sea-abrupt").events(limit=3000))
+    engine = Engine(config, partition=0, snapshot_key=KEY)
+    for offset, event in enumerate(events[:2000]):
+        engine.process(event, offset)
+    del engine.recent_labels, engine.recent_label_counts
+    assert engine.prediction_monitor is not None
+    engine.prediction_monitor.__dict__.pop("unskilled", None)
+    blob = engine.checkpoint()["blob"]
+
+    restored = Engine.restore(blob, KEY, config, partition=0)
+    for offset, event in enumerate(events[2000:], 2000):
+        restored.process(event, offset)
+    assert restored.counters["learned"] == 3000
+    assert restored.prediction_monitor is not None
+    assert restored.prediction_monitor.not_significant >= 0
+    assert restored.recent_labels is not None and len(restored.recent_labels) == 500
