@@ -56,6 +56,24 @@ class IncidentTracker:
     def incident_id(self) -> str | None:
         return self.open["id"] if self.open is not None else None
 
+    def on_signal_recovered(self, signal: str) -> None:
+        """A signal of the open incident ended its alarm: its next drift is a new change."""
+        incident = self.open
+        if incident is not None and any(s["signal"] == signal for s in incident["signals"]):
+            recovered = incident.setdefault("recovered", [])
+            if signal not in recovered:
+                recovered.append(signal)
+
+    def close_for_new_change(self, alert: dict[str, Any]) -> dict[str, Any] | None:
+        """The ``recovered`` record of the open incident when ``alert`` is a new change: a drift
+        of a signal that already moved in it and has ended its alarm since. (An incident stays
+        open while any alarm is under test, so two changes a few thousand events apart would
+        otherwise be one incident.)"""
+        incident = self.open
+        if incident is None or alert["signal"] not in incident.get("recovered", ()):
+            return None
+        return self._close(alert["index"])
+
     def on_drift(self, alert: dict[str, Any]) -> dict[str, Any]:
         """Turn a confirmed drift alert into the record a subscriber gets (``drift`` or
         ``update``), in place, and return it."""
@@ -85,9 +103,13 @@ class IncidentTracker:
 
     def close_if_quiet(self, index: int, *, alarm_active: bool) -> dict[str, Any] | None:
         """The ``recovered`` record of the open incident once it has been quiet long enough."""
-        incident = self.open
-        if incident is None or alarm_active or not self.quiet(index):
+        if self.open is None or alarm_active or not self.quiet(index):
             return None
+        return self._close(index)
+
+    def _close(self, index: int) -> dict[str, Any]:
+        incident = self.open
+        assert incident is not None
         self.open = None
         first = incident["signals"][0]
         return {

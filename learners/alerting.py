@@ -81,8 +81,12 @@ class AlertActions:
             ts=self.clock_ms or None,
         )
         if kind == "recovered":
+            self.incidents.on_signal_recovered(signal)
             return
         if kind == "drift":
+            closing = self.incidents.close_for_new_change(alert)
+            if closing is not None:
+                self._emit_closing(closing)
             self.incidents.on_drift(alert)
             if alert["kind"] == "drift":
                 self.counters["incidents"] += 1
@@ -111,16 +115,19 @@ class AlertActions:
                 alarm = monitors.pending
         record = self.incidents.close_if_quiet(self.index, alarm_active=alarm)
         if record is not None:
-            record.update(
-                action="none",
-                model_version=self._version(),
-                new_model_version=self._version(),
-                partition=self.partition,
-                key=None,
-                offset=self.watermark,
-                ts=self.clock_ms or None,
-            )
-            self._emit_alert(record)
+            self._emit_closing(record)
+
+    def _emit_closing(self, record: dict[str, Any]) -> None:
+        record.update(
+            action="none",
+            model_version=self._version(),
+            new_model_version=self._version(),
+            partition=self.partition,
+            key=None,
+            offset=self.watermark,
+            ts=self.clock_ms or None,
+        )
+        self._emit_alert(record)
 
     def _model_replaced(self) -> None:
         # Another model predicts differently: its predictions get a reference of their own,

@@ -8,7 +8,13 @@ from typing import Any
 
 import pytest
 
-from driftline.detectors import FeatureMonitors, ScaledMonitor, SignalMonitor, build_detector
+from driftline.detectors import (
+    FeatureMonitors,
+    IncidentTracker,
+    ScaledMonitor,
+    SignalMonitor,
+    build_detector,
+)
 from driftline.learners.config import ConfigError
 
 Alerts = list[tuple[str, int]]
@@ -372,3 +378,38 @@ def test_after_recovery_the_reference_is_the_settled_level() -> None:
     kinds = [kind for kind, _ in _run(monitor, values)]
     assert kinds[:3] == ["warning", "drift", "recovered"]
     assert abs(monitor.reference.mean - 0.15) < 0.03
+
+
+# --------------------------------------------------------------------------- incidents
+
+
+def _drift(signal: str, index: int) -> dict[str, Any]:
+    return {
+        "kind": "drift",
+        "signal": signal,
+        "detector": "adwin",
+        "index": index,
+        "first_index": index - 400,
+        "effect": {"d": 0.5, "before": 0.1, "after": 0.3},
+    }
+
+
+def test_a_signal_that_recovered_and_drifts_again_is_a_new_incident() -> None:
+    tracker = IncidentTracker(close_after=2000, partition=0)
+    assert tracker.on_drift(_drift("error", 2600))["kind"] == "drift"
+    # Another signal joins, and a second drift of the error before it recovered: one change.
+    assert tracker.close_for_new_change(_drift("prediction:True", 3100)) is None
+    assert tracker.on_drift(_drift("prediction:True", 3100))["kind"] == "update"
+    assert tracker.close_for_new_change(_drift("error", 3300)) is None
+    tracker.on_signal_recovered("feature:x")  # not in the incident: changes nothing
+    tracker.on_signal_recovered("error")
+    closing = tracker.close_for_new_change(_drift("error", 5100))
+    assert closing is not None
+    assert (closing["kind"], closing["incident"], closing["index"]) == (
+        "recovered",
+        "p0-2600",
+        5100,
+    )
+    opened = tracker.on_drift(_drift("error", 5100))
+    assert (opened["kind"], opened["incident"]) == ("drift", "p0-5100")
+    assert [s["signal"] for s in opened["signals"]] == ["error"]

@@ -35,7 +35,7 @@ def test_the_demo_shows_incidents_live_equal_to_the_backtest_and_stops_everythin
             "--dir",
             str(tmp_path / "demo"),
             "--limit",
-            "8000",
+            "10000",
             "--rate",
             "3000",
         ],
@@ -48,7 +48,8 @@ def test_the_demo_shows_incidents_live_equal_to_the_backtest_and_stops_everythin
     )
     out = done.stdout
     assert done.returncode == 0, out[-3000:] + done.stderr[-3000:]
-    # The one abrupt change in the first 8,000 events of agrawal-abrupt, as a subscriber sees it.
+    # The one abrupt change in the first 10,000 events of agrawal-abrupt, as a subscriber sees it
+    # (its incident closes at 9,799: 2,000 events after the last signal joined it).
     live_lines = [line for line in out.splitlines() if line.lstrip().startswith("live ")]
     assert any("incident p0-" in line and " drift " in line for line in live_lines), out
     assert any("recovered" in line for line in live_lines), out
