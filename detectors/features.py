@@ -61,9 +61,6 @@ class ScaledMonitor:
     def pending(self) -> bool:
         return self.monitor.pending
 
-    def drop_pending(self) -> None:
-        self.monitor.drop_pending()
-
     def confirm_by_test(
         self, index: int, first_index: int, after_mean: float, after_n: int, test: str
     ) -> dict[str, Any] | None:

@@ -230,12 +230,6 @@ class SignalMonitor:
         """An alarm of the detector waits for its confirmation window."""
         return self._candidate is not None
 
-    def drop_pending(self) -> None:
-        """An alarm waiting for confirmation is settled as no drift (counted as not significant)."""
-        if self._candidate is not None:
-            self._candidate = None
-            self.not_significant += 1
-
     def confirm_by_test(
         self, index: int, first_index: int, after_mean: float, after_n: int, test: str
     ) -> dict[str, Any] | None:

@@ -166,13 +166,7 @@ class ChampionAndChallengers:
             },
             "challenger": {**challenger.describe(), "window_loss": result["challenger_loss"]},
         }
-        if self.monitor is not None and challenger.origin == "former champion":
-            # The model that held the past beats the one that replaced it: the rise in error
-            # was the newer model's own (a tree's error climbs after its splits), not a change
-            # of the concept. An alarm waiting for confirmation is settled as no drift; without
-            # this, young trees promoted in turn raised an incident each on a stationary stream.
-            self.monitor.drop_pending()
-        elif self.monitor is not None and (challenger.origin == "fresh" or self.monitor.pending):
+        if self.monitor is not None and (challenger.origin == "fresh" or self.monitor.pending):
             # A model started at a warning, knowing only the recent data, beats the one that
             # knows all of it: the concept changed (Bach & Maloof's paired learners). Any winner
             # also settles an alarm that waits for confirmation (the reset below would drop
