@@ -209,8 +209,11 @@ class SignalMonitor:
         self.alarm_active = False
         if self.fixed_reference is None:
             # The reference since the drift holds its transient (an adapting model's error is
-            # high at first, then settles): the settled regime starts now.
+            # high at first, then settles): the settled regime is the recent values, and goes
+            # on from them (never an empty reference: the next alarm is measured against it).
             self.reference = Reference()
+            for value in self._recent:
+                self.reference.add(value)
 
     def _open_candidate(self, index: int, evidence: dict[str, Any]) -> dict[str, Any] | None:
         candidate = {"first_index": index, "evidence": evidence, "n": 0, "sum": 0.0, "sumsq": 0.0}
