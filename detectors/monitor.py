@@ -51,7 +51,13 @@ MAX_RETESTS = 4
 
 
 class SignalMonitor:
-    """Watch one numeric signal; ``update`` returns an alert dict or ``None``."""
+    """Watch one numeric signal; ``update`` returns an alert dict or ``None``.
+
+    ``rebase_on_recovery``: when the alarm ends, the reference restarts from the recent values
+    (for a model's error, whose level after a drift is a transient while the model adapts)."""
+
+    #: A class default: monitors restored from older snapshots lack the attribute.
+    rebase_on_recovery = False
 
     def __init__(
         self,
@@ -69,8 +75,10 @@ class SignalMonitor:
         ert: float = 0.0,
         confirm_events: int = 0,
         binary: bool = False,
+        rebase_on_recovery: bool = False,
     ) -> None:
         self.signal = signal
+        self.rebase_on_recovery = rebase_on_recovery
         self.kind = kind
         self.direction = direction
         self.cooldown = cooldown
@@ -207,8 +215,8 @@ class SignalMonitor:
 
     def _recover(self) -> None:
         self.alarm_active = False
-        if self.fixed_reference is None:
-            # The reference since the drift holds its transient (an adapting model's error is
+        if self.rebase_on_recovery and self.fixed_reference is None:
+            # A model's error: the reference since the drift holds its transient (an adapting model's error is
             # high at first, then settles): the settled regime is the recent values, and goes
             # on from them (never an empty reference: the next alarm is measured against it).
             self.reference = Reference()

@@ -30,7 +30,9 @@ def error_monitor(config: LearningConfig, task: str) -> SignalMonitor | ScaledMo
     options.update(min_effect=det.min_effect, ert=det.ert, confirm_events=det.confirm_events)
     if task == "regression":
         return ScaledMonitor("error", det.kind, params, reference_size=500, **options)
-    return SignalMonitor("error", det.kind, params, binary=True, **options)
+    # After a drift the error of a model that adapts is high, then settles: the settled level
+    # is the reference for the next change.
+    return SignalMonitor("error", det.kind, params, binary=True, rebase_on_recovery=True, **options)
 
 
 def loss(prediction: Any, y: Any, classification: bool) -> float:

@@ -17,6 +17,10 @@ from driftline.learners.config import LearningConfig
 from driftline.learners.events import InvalidRecord
 from driftline.learners.models import infer_task
 
+#: A classifier whose accuracy so far avoids less than this share of the errors of always naming
+#: the most frequent class (kappa-M) has not learned the concept: its prediction drift is noise.
+MIN_KAPPA_M = 0.1
+
 METRIC_CLASSES = {
     "accuracy": metrics.Accuracy,
     "f1": metrics.F1,
@@ -64,6 +68,8 @@ class TaskAndMetric:
     #: the most frequent class, the score of a model that always names it.
     recent_labels: deque | None = None
     recent_label_counts: dict[Any, int] | None = None
+    #: Every label's count so far (bounded by engine.max_classes).
+    label_counts: dict[Any, int] | None = None
 
     def _count_label(self, y: Any) -> None:
         recent, counts = self.recent_labels, self.recent_label_counts
@@ -75,11 +81,17 @@ class TaskAndMetric:
             counts[old] -= 1
         recent.append(y)
         counts[y] = counts.get(y, 0) + 1
+        totals = self.label_counts
+        if totals is None:
+            totals = self.label_counts = {}
+        totals[y] = totals.get(y, 0) + 1
 
     def _beats_majority_class(self) -> bool:
-        """The rolling accuracy is clearly above the share of the most frequent recent label: by
-        two standard errors of that share over the window (``True`` for regression, another
-        metric, or before there is a window to judge by)."""
+        """The model does clearly better than always naming the most frequent label: its
+        rolling accuracy beats the recent majority share by two standard errors, and over all
+        labels so far it avoids at least MIN_KAPPA_M of the majority class's errors (kappa-M) (a model that never learned the concept
+        passes the first now and then by chance over a long stream). ``True`` for regression,
+        another metric, or before there is a window to judge by."""
         recent, counts = self.recent_labels, self.recent_label_counts
         if self.metric_name != "accuracy" or self.rolling is None or not recent or not counts:
             return True
@@ -87,7 +99,16 @@ class TaskAndMetric:
         if n < (recent.maxlen or 0):
             return True
         share = max(counts.values()) / n
-        return float(self.rolling.get()) > share + 2.0 * math.sqrt(share * (1.0 - share) / n)
+        if float(self.rolling.get()) <= share + 2.0 * math.sqrt(share * (1.0 - share) / n):
+            return False
+        totals = self.label_counts
+        if not totals:
+            return True
+        share = max(totals.values()) / sum(totals.values())
+        if share >= 1.0:
+            return True
+        # Kappa-M (Bifet et al. 2015): the share of the majority class's errors the model avoids.
+        return (float(self.metric.get()) - share) / (1.0 - share) >= MIN_KAPPA_M
 
     def _check_label(self, y: Any) -> None:
         if self.task is None:

@@ -374,6 +374,7 @@ def test_after_recovery_the_reference_is_the_settled_level() -> None:
         min_effect=0.15,
         ert=1_000_000,
         confirm_events=400,
+        rebase_on_recovery=True,
     )
     kinds, sizes_at_recovery = [], []
     for i, value in enumerate(values):
