@@ -1008,3 +1008,23 @@ def test_classes_are_bounded_and_a_new_one_past_the_bound_is_a_dead_letter() -> 
     out = engine.outputs.drain()
     assert [d["reason"] for d in out.dead_letters] == ["too_many_classes"]
     assert engine.classes == {"a", "b", "c"} and engine.counters["learned"] == 4
+
+
+def test_rolling_accuracy_gives_rivers_values() -> None:
+    # The engine's own rolling accuracy replaces River's Rolling(Accuracy) for speed: same values,
+    # labels of every kind the engine accepts (1 and 1.0 and True are one class to both).
+    from river import metrics, utils
+
+    from driftline.learners.task_metric import RollingAccuracy
+
+    rng = random.Random(1)
+    river, ours = utils.Rolling(metrics.Accuracy, window_size=50), RollingAccuracy(50)
+    assert river.get() == ours.get() == 0.0
+    for _ in range(5000):
+        y, p = rng.choice(["a", "b", True, 1, 2]), rng.choice(["a", "b", None, True, 1.0, 2])
+        river.update(y, p)
+        ours.update(y, p)
+        assert river.get() == ours.get()
+    engine = Engine(make_config())
+    engine.process({"id": 1, "x": {"a": 1.0}, "y": True}, 0)
+    assert isinstance(engine.rolling, RollingAccuracy)
