@@ -11,6 +11,9 @@ It turns River's ``drift_detected`` flags into debounced alerts with evidence:
   counted in ``not_significant``;
 * ``recovered``: ``recovery_events`` updates passed after a drift with no new alarm.
 
+An alarm whose window moved the watched way but not enough is tested again on the next window
+(``MAX_RETESTS``): a slow change is confirmed as it grows.
+
 ``direction="up"`` watches only for increases (an error rate). ADWIN fires on any change of the
 mean, also when the error *falls* (a fresh model that learns): such a change is not a drift and
 never triggers an action, it only ends an active alarm early as ``recovered``.
@@ -216,9 +219,9 @@ class SignalMonitor:
     def _recover(self) -> None:
         self.alarm_active = False
         if self.rebase_on_recovery and self.fixed_reference is None:
-            # A model's error: the reference since the drift holds its transient (an adapting model's error is
-            # high at first, then settles): the settled regime is the recent values, and goes
-            # on from them (never an empty reference: the next alarm is measured against it).
+            # The reference since the drift holds the transient of a model that adapts (its
+            # error is high at first, then settles). The settled level starts from the recent
+            # values, never from nothing: the next alarm is measured against it.
             self.reference = Reference()
             for value in self._recent:
                 self.reference.add(value)
