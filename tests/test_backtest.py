@@ -104,13 +104,14 @@ def test_every_true_drift_is_detected_within_a_bounded_delay(name: str) -> None:
 def test_detection_delays_are_pinned() -> None:
     # Measured with the default settings and MODEL_FOR, not derived: a change is confirmed on the
     # error's next 400 labels after the detector's alarm, or earlier when a challenger started at
-    # the alarm wins the paired test first.
+    # the alarm wins the paired test first. (These are the error signal's; incidents may open
+    # earlier on another signal.)
     pinned = {
         "agrawal-abrupt": [268, 240, 244],
-        "agrawal-gradual": [1427, 1252, 1045],
-        "friedman-drift": [455, 405],
+        "agrawal-gradual": [1427, 1246, 1039],
+        "friedman-drift": [455, 481],
         "hyperplane-stationary": [],
-        "rbf-abrupt": [321],  # 267 with the guard at 8 sigma (12 events guarded at 6, 1 at 8)
+        "rbf-abrupt": [271],
         "sea-abrupt": [595, 491],
         "sea-gradual": [1803],
         "sea-stationary": [],
@@ -150,7 +151,7 @@ def test_linear_regression_absorbs_friedman_drift_so_the_tree_is_needed() -> Non
 @pytest.mark.parametrize(
     ("name", "metric", "baseline", "margin", "verdict"),
     [
-        ("sea-abrupt", 0.8439, 0.8355, 0.005, "no measurable difference"),
+        ("sea-abrupt", 0.8519, 0.8357, 0.005, "no measurable difference"),
         ("agrawal-abrupt", 0.9177, 0.8316, 0.08, "adaptation paid"),
     ],
 )

@@ -218,7 +218,11 @@ def test_a_promotion_hold_keeps_a_model_of_flipped_labels_from_being_promoted() 
     in or after the flip, and the champion is still the model of the true concept. The price:
     a real change of concept is adopted that many labels later."""
     config = make_config(
-        policy={"action": "challenger", "promote_hold_labels": 2500},
+        policy={
+            "action": "challenger",
+            "promote_hold_labels": 2500,
+            "challenger_max_labels": 5000,  # the hold must fit in a challenger's life
+        },
         snapshot={"every_events": 1000},
     )
     engine = Engine(config)
