@@ -94,9 +94,9 @@ class TaskAndMetric:
     def _beats_majority_class(self) -> bool:
         """The model does clearly better than always naming the most frequent label: its
         rolling accuracy beats the recent majority share by two standard errors, and over all
-        labels so far it avoids at least MIN_KAPPA_M of the majority class's errors (kappa-M) (a model that never learned the concept
-        passes the first now and then by chance over a long stream). ``True`` for regression,
-        another metric, or before there is a window to judge by."""
+        labels so far it avoids at least MIN_KAPPA_M of the majority class's errors (kappa-M; a
+        model that never learned the concept passes the rolling test now and then by chance over
+        a long stream). ``True`` for regression, another metric, or before there is a window."""
         recent, counts = self.recent_labels, self.recent_label_counts
         if self.metric_name != "accuracy" or self.rolling is None or not recent or not counts:
             return True

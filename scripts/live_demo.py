@@ -61,6 +61,14 @@ def driftline(*args: str) -> list[str]:
     return [str(BIN / "driftline"), *args]
 
 
+def spawn_logged(name: str, command: list[str], env: dict[str, str]) -> subprocess.Popen[Any]:
+    """``command`` in its own session (stop_all kills the group), output to ``<name>.log``."""
+    with open(STATE / f"{name}.log", "wb") as out:
+        return subprocess.Popen(
+            command, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+
+
 def kafka_env(port: int, controller: int) -> dict[str, str]:
     return {
         **os.environ,
@@ -224,24 +232,10 @@ def run(args: argparse.Namespace) -> int:
     procs: list[subprocess.Popen[Any]] = []
     stop = threading.Event()
     try:
-        with open(STATE / "worker.log", "wb") as out:
-            worker = subprocess.Popen(
-                driftline("serve", "--loglevel", "warning"),
-                env=env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        procs.append(worker)
+        worker = spawn_logged("worker", driftline("serve", "--loglevel", "warning"), env)
+        procs.append(worker)  # stopped in the end whatever happens next
         pids["worker"] = worker.pid
-        with open(STATE / "dashboard.log", "wb") as out:
-            board = subprocess.Popen(
-                driftline("dashboard", "--port", str(dash)),
-                env=env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        board = spawn_logged("dashboard", driftline("dashboard", "--port", str(dash)), env)
         procs.append(board)
         pids["dashboard"] = board.pid
         PIDS.write_text(json.dumps(pids))
