@@ -26,7 +26,7 @@ FEED_CHUNKS_MAX = 4
 DRAIN_TIMEOUT_S = 30.0
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(slots=True)
 class Chunk:
     """Records of one partition of one topic, in offset order, as the fast delivery hands them
     to an agent: aiokafka ``ConsumerRecord`` objects (``partition``, ``offset``, ``timestamp``
@@ -37,6 +37,10 @@ class Chunk:
     generation: int = 0
     #: Their place among the chunks handed to this topic's agent (1, 2, ...).
     number: int = 0
+    #: When they were fetched, or later (ms, wall clock; None: unknown, the worker takes its
+    #: clock). What waits for the other topic counts from then, not from when the agent got to
+    #: them: a busy worker's backlog has waited already.
+    fetched_ms: float | None = None
 
 
 class ChunkFeed:
@@ -52,10 +56,12 @@ class ChunkFeed:
         self._finished = 0  # the number of the last chunk the agent is done with
         self._handing = False
 
-    async def hand_over(self, records: list[Any]) -> None:
+    async def hand_over(self, records: list[Any], fetched_ms: float | None = None) -> None:
         """Into the channel (waits while it is full). Records of the partition of a chunk still
         waiting in the channel join it while it has room: a worker that is behind takes larger
-        chunks (fewer, larger publishes), as when it read a whole fetch at a time."""
+        chunks (fewer, larger publishes), as when it read a whole fetch at a time.
+        ``fetched_ms``: when a fetch last brought records of their partition (see
+        :attr:`Chunk.fetched_ms`)."""
         last = self._last
         if (
             last is not None
@@ -65,9 +71,12 @@ class ChunkFeed:
             and self.current(last)
         ):
             last.records.extend(records)
+            # The later fetch time for all of them: a record never counts as read before it was.
+            if last.fetched_ms is not None:
+                last.fetched_ms = None if fetched_ms is None else max(last.fetched_ms, fetched_ms)
             return
         number = last.number + 1 if last is not None else 1
-        chunk = self._last = Chunk(records, self.app.consumer_generation_id, number)
+        chunk = self._last = Chunk(records, self.app.consumer_generation_id, number, fetched_ms)
         self._handing = True
         try:
             await self.channel.send(value=chunk)
@@ -119,9 +128,13 @@ async def drain(feeds: Iterable[ChunkFeed], timeout: float = DRAIN_TIMEOUT_S) ->
 class RecordHandlers(Protocol):
     """What the agents hand their chunks to (:class:`driftline.live.worker.Worker`)."""
 
-    async def handle_events(self, records: Sequence[Record]) -> None: ...
+    async def handle_events(
+        self, records: Sequence[Record], fetched_ms: float | None = None
+    ) -> None: ...
 
-    async def handle_labels(self, records: Sequence[Record]) -> None: ...
+    async def handle_labels(
+        self, records: Sequence[Record], fetched_ms: float | None = None
+    ) -> None: ...
 
 
 def to_records(consumed: list[Any]) -> list[Record]:
@@ -162,7 +175,7 @@ def declare_agents(
                 records = to_records(events.start(chunk))
                 if events.current(chunk):
                     # Shielded: cancelling the agent must not cut a chunk in half.
-                    await asyncio.shield(worker.handle_events(records))
+                    await asyncio.shield(worker.handle_events(records, chunk.fetched_ms))
             finally:
                 events.finish(chunk)
             yield chunk
@@ -174,7 +187,7 @@ def declare_agents(
             try:
                 records = to_records(labels.start(chunk))
                 if labels.current(chunk):
-                    await asyncio.shield(worker.handle_labels(records))
+                    await asyncio.shield(worker.handle_labels(records, chunk.fetched_ms))
             finally:
                 labels.finish(chunk)
             yield chunk

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import faust
-    from faust.types import TP
+    from faust.types import TP, AppT
 
 #: The versions every private name below was read from (pyproject.toml pins the same).
 TESTED_VERSIONS = {"faust-streaming": "0.15.3", "aiokafka": "0.14.0"}
@@ -45,8 +45,15 @@ TESTED_VERSIONS = {"faust-streaming": "0.15.3", "aiokafka": "0.14.0"}
 #: broker, and a fetch of only idle partitions waits this long on the broker (p50 latency 1.2 s).
 FETCH_MAX_WAIT_MS = 10
 
-#: ``hand_over(records)``: aiokafka ``ConsumerRecord`` objects of one partition, in offset order.
-HandOver = Callable[[list[Any]], Awaitable[None]]
+#: Longest the drain loop waits for records before it asks again. The wait is for the partitions
+#: active when it started: a partition resumed meanwhile (flow control) is not fetched for until
+#: the next wait, so Faust's 1 s left a worker idle for up to a second after every resume.
+FETCH_WAIT_S = 0.02
+
+#: ``hand_over(records, fetched_ms)``: aiokafka ``ConsumerRecord`` objects of one partition, in
+#: offset order, and when a fetch last brought records of that partition (ms, wall clock; None:
+#: unknown): no earlier than the fetch that brought these.
+HandOver = Callable[[list[Any], float | None], Awaitable[None]]
 
 
 class UntestedVersionError(RuntimeError):
@@ -131,7 +138,7 @@ def fast_delivery_app(
                 while not (consumer_stopped() or fetcher_stopped()):
                     self.diag.set_flag("FETCHING")
                     # Faust's active partitions (the second item) are not looked at: see below.
-                    records, _ = await self._wait_next_records(timeout=1.0)
+                    records, _ = await self._wait_next_records(timeout=FETCH_WAIT_S)
                     await asyncio.sleep(0)  # (as Faust's loop: let others run between fetches)
                     if not records or self.should_stop or app.should_stop:
                         continue
@@ -150,6 +157,8 @@ def fast_delivery_app(
                     for tp, batch in records.items():
                         chunk_size, hand_over = feeds[tp.topic]
                         app.monitor.track_tp_end_offset(tp, self.highwater(tp))
+                        # When records of tp were last fetched: these were, then or before.
+                        fetched_ms = last_fetch_ms(app, tp)
                         for start in range(0, len(batch), chunk_size):
                             if (
                                 app.should_stop
@@ -163,7 +172,7 @@ def fast_delivery_app(
                                 chunk = [r for r in chunk if r.offset >= seen]
                                 if not chunk:
                                     continue
-                            await hand_over(chunk)
+                            await hand_over(chunk, fetched_ms)
                             if not self.flow_active or app.consumer_generation_id != generation:
                                 break  # dropped by the agent's stream: fetched again
                             read_offset[tp] = chunk[-1].offset
@@ -221,7 +230,7 @@ def default_partition(producer: Any, topic: str, key: bytes | None, value: bytes
     return int(producer._partition(topic, None, None, None, key, value))
 
 
-def last_fetch_ms(app: faust.App, tp: TP) -> float | None:
+def last_fetch_ms(app: AppT, tp: TP) -> float | None:
     """When aiokafka last updated ``tp``'s highwater from a fetch (ms, wall clock; None: not
     assigned (any more), or nothing fetched yet)."""
     try:

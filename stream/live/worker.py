@@ -107,18 +107,29 @@ class Worker:
 
     # ------------------------------------------------------------------ records
 
-    async def handle_events(self, records: Sequence[Record]) -> None:
-        """Events of one fetch: into their partition's label order, then process what may go."""
-        await self._read(self.topics.events, records, EVENTS_WAITING_MAX)
+    async def handle_events(
+        self, records: Sequence[Record], fetched_ms: float | None = None
+    ) -> None:
+        """Events of one fetch: into their partition's label order, then process what may go.
+        ``fetched_ms``: when they were fetched or later (None: now)."""
+        await self._read(self.topics.events, records, EVENTS_WAITING_MAX, fetched_ms)
 
-    async def handle_labels(self, records: Sequence[Record]) -> None:
+    async def handle_labels(
+        self, records: Sequence[Record], fetched_ms: float | None = None
+    ) -> None:
         """Late labels of one fetch: into their partition's label order, then process what may
         go (each label right before the first event later than it)."""
-        await self._read(self.topics.labels, records, LABELS_WAITING_MAX)
+        await self._read(self.topics.labels, records, LABELS_WAITING_MAX, fetched_ms)
 
-    async def _read(self, topic: str, records: Sequence[Record], max_waiting: int) -> None:
+    async def _read(
+        self, topic: str, records: Sequence[Record], max_waiting: int, fetched_ms: float | None
+    ) -> None:
         await self._until_ready(records)
+        # Read when fetched: the wait for the other topic (labels.max_idle_ms) counts from the
+        # fetch, so a backlog that waited for a busy worker does not wait again.
         now_ms = time.time() * 1000
+        if fetched_ms is not None and fetched_ms < now_ms:
+            now_ms = fetched_ms
         by_partition: dict[int, list[Record]] = {}
         for record in records:
             by_partition.setdefault(record.partition, []).append(record)
@@ -174,6 +185,9 @@ class Worker:
         )
         if not runs:
             return
+        # Resumed before the runs are processed, not after: the consumer fetches what comes
+        # next meanwhile, and those records have waited their time by the end of the runs.
+        self._resume_if_room(p, order)
         self._dirty.add(p)
         batch_size = self.settings.engine.batch_size
         # Published a slice at a time (a run can be long: events that waited for labels):
@@ -205,10 +219,12 @@ class Worker:
         if order.reordered > reordered:
             self.metrics.labels_reordered.labels(str(p)).inc(order.reordered - reordered)
         await self._publish(p, engine, "periodic")
+
+    def _resume_if_room(self, p: int, order: LabelOrder) -> None:
         if len(order.events.queue) < EVENTS_WAITING_MAX // 2:
-            self._set_flow(events, p, True)
+            self._set_flow(self.topics.events, p, True)
         if len(order.labels.queue) < LABELS_WAITING_MAX // 2:
-            self._set_flow(labels, p, True)
+            self._set_flow(self.topics.labels, p, True)
 
     async def tick(self) -> None:
         """Periodic: release records that waited long enough at the head; refresh the gauges."""
