@@ -11,6 +11,7 @@ from typing import Any
 import pandas as pd
 
 from driftline.learners.event_steps import EventSteps
+from driftline.learners.events import Decoded
 
 
 def _has_many(model: Any, classification: bool) -> bool:
@@ -27,7 +28,7 @@ class MicroBatches(EventSteps):
 
     def process_batch(
         self,
-        raws: list[bytes | str | dict[str, Any]],
+        raws: list[bytes | str | dict[str, Any] | Decoded],
         offsets: list[int] | None = None,
         record_ts: float | None = None,
     ) -> None:

@@ -29,7 +29,7 @@ from driftline.learners.batch import MicroBatches
 from driftline.learners.checkpoints import DRIFTLINE_VERSION, SNAPSHOT_FORMAT, load_checked
 from driftline.learners.config import LearningConfig
 from driftline.learners.encoding import FeatureEncoder, encode_features
-from driftline.learners.events import InvalidRecord, decode_label, validate_label
+from driftline.learners.events import Decoded, InvalidRecord, decode_label, validate_label
 from driftline.learners.guard import OutlierGuard
 from driftline.learners.labels import PendingLabels
 from driftline.learners.outputs import COUNTERS, Outputs
@@ -146,12 +146,13 @@ class Engine(MicroBatches):
 
     def process(
         self,
-        raw: bytes | str | dict[str, Any],
+        raw: bytes | str | dict[str, Any] | Decoded,
         offset: int | None = None,
         record_ts: float | None = None,
     ) -> None:
-        """Process one event (JSON bytes/text or an already decoded dict) at ``offset``;
-        ``record_ts`` is the time of the record that carried it (used when it has no ``ts``)."""
+        """Process one event (JSON bytes/text, an already decoded dict, or :class:`Decoded`) at
+        ``offset``; ``record_ts`` is the time of the record that carried it (used when it has no
+        ``ts``)."""
         offset = self.index if offset is None else offset
         admitted = self._admit(raw, offset, record_ts)
         if admitted is None:

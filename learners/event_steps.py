@@ -17,10 +17,12 @@ from driftline.learners.alerting import AlertActions
 from driftline.learners.checkpoints import Checkpoints
 from driftline.learners.encoding import FeatureEncoder
 from driftline.learners.events import (
+    Decoded,
     InvalidRecord,
     Unparsed,
     dead_letter,
     decode_event,
+    decoded_value,
     validate_event,
 )
 from driftline.learners.guard import OutlierGuard
@@ -76,7 +78,7 @@ class EventSteps(TaskAndMetric, AlertActions, Checkpoints):
     def _reject(self, raw: Any, error: InvalidRecord, source: str, position: Any) -> None:
         self.counters["invalid"] += 1
         self.dead_letter_reasons[error.reason] = self.dead_letter_reasons.get(error.reason, 0) + 1
-        if isinstance(raw, Unparsed):
+        if isinstance(raw, Unparsed | Decoded):
             raw = raw.original
         elif isinstance(raw, dict):
             try:
@@ -87,10 +89,14 @@ class EventSteps(TaskAndMetric, AlertActions, Checkpoints):
         record["partition"] = self.partition
         self.outputs.dead_letters.append(record)
 
-    def _validate(self, raw: bytes | str | dict | Unparsed, offset: int) -> dict[str, Any] | None:
+    def _validate(
+        self, raw: bytes | str | dict | Decoded | Unparsed, offset: int
+    ) -> dict[str, Any] | None:
         cfg = self.config.engine
         try:
-            if isinstance(raw, dict):
+            if isinstance(raw, Decoded):
+                event = validate_event(decoded_value(raw, cfg.max_event_bytes), cfg.max_abs_value)
+            elif isinstance(raw, dict):
                 event = validate_event(raw, cfg.max_abs_value)
             elif isinstance(raw, Unparsed):
                 raise raw.error

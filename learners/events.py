@@ -266,6 +266,28 @@ def decode_label(raw: bytes | str, max_bytes: int = DEFAULT_MAX_BYTES) -> dict[s
     return validate_label(_loads(raw, max_bytes))
 
 
+class Decoded:
+    """JSON bytes a driver decoded already (the live worker's label order reads each event's
+    ``ts``): the engine validates ``value`` instead of decoding ``original`` again, and
+    dead-letters ``original`` as it came. The same checks either way: the size limit applies to
+    ``original``."""
+
+    __slots__ = ("original", "value")
+
+    def __init__(self, original: bytes, value: Any) -> None:
+        self.original = original
+        self.value = value
+
+
+def decoded_value(decoded: Decoded, max_bytes: int = DEFAULT_MAX_BYTES) -> Any:
+    """What ``decode_event`` would have decoded: ``decoded.value``, or ``oversized``."""
+    if len(decoded.original) > max_bytes:
+        raise InvalidRecord(
+            "oversized", f"record is {len(decoded.original)} bytes, the limit is {max_bytes}"
+        )
+    return decoded.value
+
+
 class Unparsed:
     """A record a source could not even parse (a broken CSV row, undecodable bytes): the engine
     dead-letters it like any invalid event, so positions and counters stay aligned."""

@@ -35,22 +35,24 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any, NamedTuple
 
 import orjson
 
+from driftline.learners.events import Decoded
 from driftline.learners.labels import MAX_CLOCK_SKEW_MS
 
 
-@dataclass(frozen=True, slots=True)
-class Record:
-    """A consumed Kafka record, as much of it as the worker needs."""
+class Record(NamedTuple):
+    """A consumed Kafka record, as much of it as the worker needs. (A named tuple: one is made
+    per record, and a frozen dataclass costs twice as much to make.)"""
 
     partition: int
     offset: int
     timestamp_ms: int | None
-    value: bytes
+    #: The record's value; an event whose ``ts`` was read here: :class:`Decoded` (decoded once).
+    value: bytes | Decoded
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -65,22 +67,29 @@ def record_time(value: bytes, fallback: float | None) -> float | None:
     >>> record_time(b'{"ts": "1970-01-01T00:00:01.000250Z"}', None)
     1000.25
     """
+    return time_and_object(value, fallback)[0]
+
+
+def time_and_object(value: bytes, fallback: float | None) -> tuple[float | None, Any]:
+    """:func:`record_time`, and the JSON object decoded to find it (None: not decoded: no
+    ``"ts"`` in the bytes, or not a JSON object)."""
     if b'"ts"' not in value:
-        return fallback
+        return fallback, None
     try:
-        ts = orjson.loads(value).get("ts")
+        obj = orjson.loads(value)
+        ts = obj.get("ts")
     except (orjson.JSONDecodeError, AttributeError):
-        return fallback
+        return fallback, None
     if type(ts) is int or type(ts) is float:
-        return float(ts) if math.isfinite(ts) else fallback
+        return (float(ts) if math.isfinite(ts) else fallback), obj
     if isinstance(ts, str):
         try:
             parsed = datetime.fromisoformat(ts.replace("Z", "+00:00"))
         except ValueError:
-            return fallback
+            return fallback, obj
         if parsed.tzinfo is not None:
-            return (parsed - _EPOCH) // _MICROSECOND / 1000  # exact to the microsecond
-    return fallback
+            return (parsed - _EPOCH) // _MICROSECOND / 1000, obj  # exact to the microsecond
+    return fallback, obj
 
 
 class _Side:
@@ -90,15 +99,21 @@ class _Side:
         self.queue: deque[tuple[float, float, Record]] = deque()  # (time, read at (ms), record)
         self.read_time = -math.inf  # the time of the last record read (monotone)
 
-    def add(self, records: list[Record], now_ms: float) -> None:
+    def add(self, records: list[Record], now_ms: float, keep_decoded: bool = False) -> None:
+        """``keep_decoded``: a record decoded to read its time goes on as :class:`Decoded`
+        (events: the engine need not decode it again)."""
         t = self.read_time
+        append = self.queue.append
         for r in records:
-            own = record_time(r.value, r.timestamp_ms)
+            value: bytes = r.value  # type: ignore[assignment]  # (as read: bytes)
+            own, obj = time_and_object(value, r.timestamp_ms)
             if own is not None and r.timestamp_ms is not None:
                 own = min(own, r.timestamp_ms + MAX_CLOCK_SKEW_MS)  # as the engine's clock
             if own is not None and own > t:
                 t = own
-            self.queue.append((t, now_ms, r))
+            if keep_decoded and obj.__class__ is dict:
+                r = Record(r.partition, r.offset, r.timestamp_ms, Decoded(value, obj))
+            append((t, now_ms, r))
         self.read_time = t
 
     def head_waited(self, other_caught_up_at: float | None, max_idle_ms: float) -> bool:
@@ -142,7 +157,7 @@ class LabelOrder:
 
     def add_events(self, records: list[Record], now_ms: float = 0.0) -> None:
         """Events read at ``now_ms`` (the clock of the fetch times given to :meth:`take`)."""
-        self.events.add(records, now_ms)
+        self.events.add(records, now_ms, keep_decoded=True)
 
     def add_labels(self, records: list[Record], now_ms: float = 0.0) -> None:
         self.labels.add(records, now_ms)

@@ -82,3 +82,48 @@ def test_with_no_label_at_all_for_a_while_events_stop_waiting() -> None:
     assert flat(order.take(None, 100 + NO_LABELS_AFTER_MS)) == [("e", 0)]
     order.add_events([event(1, 20)], now_ms=0)
     assert flat(order.take(None, 200 + NO_LABELS_AFTER_MS)) == [("e", 1)]
+
+
+def test_events_are_decoded_once_and_the_engine_gives_what_it_gives_for_their_bytes() -> None:
+    """The order reads each event's ``ts``; the event goes on decoded (``Decoded``) so that the
+    engine does not decode it again. Its outputs are those of the same bytes, dead letters and
+    their reasons included (the size limit applies to the original bytes)."""
+    import driftline
+    from driftline.learners.engine import Engine
+    from driftline.learners.events import Decoded
+
+    config = driftline.load_config({"engine": {"max_event_bytes": 200}})
+    values = [
+        orjson.dumps({"id": i, "ts": 1000 + i, "x": {"a": float(i % 5), "b": i % 3}, "y": i % 2})
+        for i in range(300)
+    ]
+    values[50] = orjson.dumps({"id": 50, "ts": 1050, "x": "high", "y": 0})  # x not an object
+    values[60] = orjson.dumps({"id": 60, "ts": 1060, "x": {"a": 1.0, "pad": "z" * 300}, "y": 1})
+    values[70] = b'{"id": 70, "ts": 1070, "x": '  # not JSON: stays bytes
+    values[80] = orjson.dumps([{"ts": 1}])  # JSON, not an object: stays bytes
+    order = LabelOrder(max_idle_ms=0)
+    order.add_events([Record(0, i, 1000 + i, v) for i, v in enumerate(values)])
+    order.add_labels([Record(0, 0, 5000, orjson.dumps({"id": 1, "y": 1, "ts": 5000}))])
+    runs = order.take(0.0, 0.0)
+    released = [r for kind, records in runs if kind == "events" for r in records]
+    labels = [r for kind, records in runs if kind == "labels" for r in records]
+    assert [type(r.value) for r in labels] == [bytes]
+    kinds = {i: type(r.value) for i, r in enumerate(released)}
+    assert kinds[70] is bytes and kinds[80] is bytes and kinds[0] is Decoded
+    assert sum(k is Decoded for k in kinds.values()) == 298
+
+    def outputs(raws: list[object]) -> tuple[bytes, bytes]:
+        engine = Engine(config)
+        for offset, raw in enumerate(raws):
+            engine.process(raw, offset, 1000 + offset)  # type: ignore[arg-type]
+        out = engine.outputs.drain()
+        keys = orjson.OPT_NON_STR_KEYS  # (class probabilities are keyed by the class)
+        return (
+            orjson.dumps(out.predictions, option=keys),
+            orjson.dumps(out.dead_letters, option=keys),
+        )
+
+    decoded, as_bytes = outputs([r.value for r in released]), outputs(list(values))
+    assert decoded == as_bytes
+    reasons = [d["reason"] for d in orjson.loads(decoded[1])]
+    assert reasons == ["bad_x", "oversized", "not_json", "not_object"]
