@@ -26,6 +26,9 @@ Nothing is started for you but the processes measured: the broker must be runnin
   from its start. Events/s = events / (last output's log-append time - first output's): every
   output topic is stamped by the broker (``LogAppendTime``), so Quix keeping the input's
   timestamp on what it produces does not matter. Medians are quoted.
+* **Timeline** (``--timeline``). After each worker run, its outputs per 100 ms of log-append
+  time: a worker that waits instead of computing shows windows with none (how the idle gaps of
+  BENCHMARKS.md, "No idle gaps while reading a backlog", were found).
 * **Profile** (``--profile PATH``). One more default-config worker run with ``py-spy record``
   attached (every thread, raw collapsed stacks written to PATH); the top functions by own time
   and by time inside them are printed. Needs ``py-spy`` (``.venv/bin/pip install py-spy``).
@@ -508,6 +511,26 @@ def rates_of(bootstrap: str, topic: str, count: int, spawned: float | None) -> t
     return count / max(last - first, 1) * 1000, whole
 
 
+#: ``--timeline``: outputs are counted per window of this many ms.
+TIMELINE_MS = 100
+
+
+def timeline(bootstrap: str, topic: str) -> str:
+    """Outputs per TIMELINE_MS window of their log-append times, first to last: a worker that
+    sits idle (waiting, not computing) shows windows with none."""
+    stamps = [r.timestamp for r in read_topic(bootstrap, topic)]
+    if not stamps:
+        return "no outputs"
+    first = min(stamps)
+    counts = [0] * ((max(stamps) - first) // TIMELINE_MS + 1)
+    for stamp in stamps:
+        counts[(stamp - first) // TIMELINE_MS] += 1
+    idle = sum(1 for c in counts if c == 0)
+    return f"{idle} of {len(counts)} windows with no output; per {TIMELINE_MS} ms: " + " ".join(
+        map(str, counts)
+    )
+
+
 def raw_run(
     bootstrap: str, topics: Topics, source: str, count: int, work_dir: Path, n: int
 ) -> tuple[float, float]:
@@ -876,6 +899,11 @@ def main() -> int:
     )
     parser.add_argument("--long", type=int, help="events of the memory run (300000; 0: skip)")
     parser.add_argument(
+        "--timeline",
+        action="store_true",
+        help=f"after each worker run, its outputs per {TIMELINE_MS} ms (idle gaps show as 0)",
+    )
+    parser.add_argument(
         "--quick",
         action="store_true",
         help="defaults for a smoke test: 20k events, 1 repeat, 10 s latency, 60k memory run",
@@ -949,24 +977,29 @@ def run(args: argparse.Namespace) -> int:
             topics.create([source])
             asyncio.run(produce_all(bootstrap, source, encoded_events(args.events)))
 
+            # Each worker case: (run name, micro-batch size, extra settings); the run name
+            # with the repeat's number names its topics (worker_topics).
+            workers: dict[str, tuple[str, int, dict[str, str] | None]] = {
+                default_case: ("rec", 1, None),
+                lean_case: ("lean", 1, LEAN_ENV),
+                batch_case: ("mb", args.batch_size, None),
+                lean_batch_case: ("leanmb", args.batch_size, LEAN_ENV),
+            }
+
             def one_run(case: str, n: int) -> tuple[float, float]:
                 count = args.events
                 if case == raw_case:
                     return raw_run(bootstrap, topics, source, count, work_dir, n)
                 if case == quix_case:
                     return quix_run(bootstrap, topics, source, count, work_dir, n)
-                if case == default_case:
-                    return worker_run(bootstrap, topics, source, count, 1, work_dir, f"rec{n}")
-                if case == lean_case:
-                    return worker_run(
-                        bootstrap, topics, source, count, 1, work_dir, f"lean{n}", LEAN_ENV
-                    )
-                batch = args.batch_size
-                if case == lean_batch_case:
-                    return worker_run(
-                        bootstrap, topics, source, count, batch, work_dir, f"leanmb{n}", LEAN_ENV
-                    )
-                return worker_run(bootstrap, topics, source, count, batch, work_dir, f"mb{n}")
+                name, batch, env = workers[case]
+                result = worker_run(
+                    bootstrap, topics, source, count, batch, work_dir, f"{name}{n}", env
+                )
+                if args.timeline:
+                    topic = worker_topics(topics, f"{name}{n}", source)["predictions"]
+                    print(f"    {case}, repeat {n + 1}: {timeline(bootstrap, topic)}", flush=True)
+                return result
 
             for n in range(args.repeats):
                 # Rotate the order: no case always runs first (or right after the busiest).
