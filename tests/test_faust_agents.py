@@ -25,7 +25,6 @@ class RecordingWorker:
 
     def __init__(self, delay: float = 0.0, fail_on: int | None = None) -> None:
         self.calls: list[tuple[str, list[Record]]] = []
-        self.fetched: list[float | None] = []  # the fetch time each call was given
         self.delay = delay
         self.fail_on = fail_on
 
@@ -36,16 +35,10 @@ class RecordingWorker:
             raise RuntimeError(f"a bug at offset {self.fail_on}")
         self.calls.append((kind, list(records)))
 
-    async def handle_events(
-        self, records: Sequence[Record], fetched_ms: float | None = None
-    ) -> None:
-        self.fetched.append(fetched_ms)
+    async def handle_events(self, records: Sequence[Record]) -> None:
         await self._handle("events", records)
 
-    async def handle_labels(
-        self, records: Sequence[Record], fetched_ms: float | None = None
-    ) -> None:
-        self.fetched.append(fetched_ms)
+    async def handle_labels(self, records: Sequence[Record]) -> None:
         await self._handle("labels", records)
 
 
@@ -201,26 +194,6 @@ def test_records_do_not_join_a_chunk_the_agent_has_taken_or_of_another_partition
         (1, [0, 1, 2, 3, 4]),
         (1, [5, 6]),
     ]
-
-
-def test_a_chunk_carries_its_fetch_time_and_records_joining_it_the_later_one() -> None:
-    """The worker counts a record's wait for the other topic from its fetch: the agent passes
-    the chunk's fetch time on, and records that join a waiting chunk make it the later of the
-    two (a record must never count as read before its fetch)."""
-    worker = RecordingWorker()
-
-    async def run() -> None:
-        _, events, _, consume_events, _ = setup("t-agents-fetched", worker, chunk_size=100)
-        async with consume_events.test_context(channel=events.channel):
-            await events.hand_over(consumed(0, range(0, 3)), 1000.0)
-            await events.hand_over(consumed(0, range(3, 5)), 1400.0)  # joins: 1400 for all
-            await events.hand_over(consumed(1, range(0, 2)), 1200.0)
-            await events.hand_over(consumed(1, range(2, 4)), None)  # unknown: the worker's clock
-            assert await drain([events], timeout=5.0)
-
-    asyncio.run(run())
-    assert [(recs[0].partition, len(recs)) for _, recs in worker.calls] == [(0, 5), (1, 4)]
-    assert worker.fetched == [1400.0, None]
 
 
 def test_a_rebalance_drops_waiting_chunks_without_breaking_the_hand_over() -> None:

@@ -26,7 +26,7 @@ FEED_CHUNKS_MAX = 4
 DRAIN_TIMEOUT_S = 30.0
 
 
-@dataclasses.dataclass(slots=True)
+@dataclasses.dataclass(frozen=True, slots=True)
 class Chunk:
     """Records of one partition of one topic, in offset order, as the fast delivery hands them
     to an agent: aiokafka ``ConsumerRecord`` objects (``partition``, ``offset``, ``timestamp``
@@ -37,10 +37,6 @@ class Chunk:
     generation: int = 0
     #: Their place among the chunks handed to this topic's agent (1, 2, ...).
     number: int = 0
-    #: When they were fetched, or later (ms, wall clock; None: unknown, the worker takes its
-    #: clock). What waits for the other topic counts from then, not from when the agent got to
-    #: them: a busy worker's backlog has waited already.
-    fetched_ms: float | None = None
 
 
 class ChunkFeed:
@@ -56,12 +52,10 @@ class ChunkFeed:
         self._finished = 0  # the number of the last chunk the agent is done with
         self._handing = False
 
-    async def hand_over(self, records: list[Any], fetched_ms: float | None = None) -> None:
+    async def hand_over(self, records: list[Any]) -> None:
         """Into the channel (waits while it is full). Records of the partition of a chunk still
         waiting in the channel join it while it has room: a worker that is behind takes larger
-        chunks (fewer, larger publishes), as when it read a whole fetch at a time.
-        ``fetched_ms``: when a fetch last brought records of their partition (see
-        :attr:`Chunk.fetched_ms`)."""
+        chunks (fewer, larger publishes), as when it read a whole fetch at a time."""
         last = self._last
         if (
             last is not None
@@ -71,12 +65,9 @@ class ChunkFeed:
             and self.current(last)
         ):
             last.records.extend(records)
-            # The later fetch time for all of them: a record never counts as read before it was.
-            if last.fetched_ms is not None:
-                last.fetched_ms = None if fetched_ms is None else max(last.fetched_ms, fetched_ms)
             return
         number = last.number + 1 if last is not None else 1
-        chunk = self._last = Chunk(records, self.app.consumer_generation_id, number, fetched_ms)
+        chunk = self._last = Chunk(records, self.app.consumer_generation_id, number)
         self._handing = True
         try:
             await self.channel.send(value=chunk)
@@ -128,13 +119,9 @@ async def drain(feeds: Iterable[ChunkFeed], timeout: float = DRAIN_TIMEOUT_S) ->
 class RecordHandlers(Protocol):
     """What the agents hand their chunks to (:class:`driftline.live.worker.Worker`)."""
 
-    async def handle_events(
-        self, records: Sequence[Record], fetched_ms: float | None = None
-    ) -> None: ...
+    async def handle_events(self, records: Sequence[Record]) -> None: ...
 
-    async def handle_labels(
-        self, records: Sequence[Record], fetched_ms: float | None = None
-    ) -> None: ...
+    async def handle_labels(self, records: Sequence[Record]) -> None: ...
 
 
 def to_records(consumed: list[Any]) -> list[Record]:
@@ -175,7 +162,7 @@ def declare_agents(
                 records = to_records(events.start(chunk))
                 if events.current(chunk):
                     # Shielded: cancelling the agent must not cut a chunk in half.
-                    await asyncio.shield(worker.handle_events(records, chunk.fetched_ms))
+                    await asyncio.shield(worker.handle_events(records))
             finally:
                 events.finish(chunk)
             yield chunk
@@ -187,7 +174,7 @@ def declare_agents(
             try:
                 records = to_records(labels.start(chunk))
                 if labels.current(chunk):
-                    await asyncio.shield(worker.handle_labels(records, chunk.fetched_ms))
+                    await asyncio.shield(worker.handle_labels(records))
             finally:
                 labels.finish(chunk)
             yield chunk

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import faust
-    from faust.types import TP, AppT
+    from faust.types import TP
 
 #: The versions every private name below was read from (pyproject.toml pins the same).
 TESTED_VERSIONS = {"faust-streaming": "0.15.3", "aiokafka": "0.14.0"}
@@ -50,10 +50,8 @@ FETCH_MAX_WAIT_MS = 10
 #: the next wait, so Faust's 1 s left a worker idle for up to a second after every resume.
 FETCH_WAIT_S = 0.02
 
-#: ``hand_over(records, fetched_ms)``: aiokafka ``ConsumerRecord`` objects of one partition, in
-#: offset order, and when a fetch last brought records of that partition (ms, wall clock; None:
-#: unknown): no earlier than the fetch that brought these.
-HandOver = Callable[[list[Any], float | None], Awaitable[None]]
+#: ``hand_over(records)``: aiokafka ``ConsumerRecord`` objects of one partition, in offset order.
+HandOver = Callable[[list[Any]], Awaitable[None]]
 
 
 class UntestedVersionError(RuntimeError):
@@ -157,8 +155,6 @@ def fast_delivery_app(
                     for tp, batch in records.items():
                         chunk_size, hand_over = feeds[tp.topic]
                         app.monitor.track_tp_end_offset(tp, self.highwater(tp))
-                        # When records of tp were last fetched: these were, then or before.
-                        fetched_ms = last_fetch_ms(app, tp)
                         for start in range(0, len(batch), chunk_size):
                             if (
                                 app.should_stop
@@ -172,7 +168,7 @@ def fast_delivery_app(
                                 chunk = [r for r in chunk if r.offset >= seen]
                                 if not chunk:
                                     continue
-                            await hand_over(chunk, fetched_ms)
+                            await hand_over(chunk)
                             if not self.flow_active or app.consumer_generation_id != generation:
                                 break  # dropped by the agent's stream: fetched again
                             read_offset[tp] = chunk[-1].offset
@@ -230,7 +226,7 @@ def default_partition(producer: Any, topic: str, key: bytes | None, value: bytes
     return int(producer._partition(topic, None, None, None, key, value))
 
 
-def last_fetch_ms(app: AppT, tp: TP) -> float | None:
+def last_fetch_ms(app: faust.App, tp: TP) -> float | None:
     """When aiokafka last updated ``tp``'s highwater from a fetch (ms, wall clock; None: not
     assigned (any more), or nothing fetched yet)."""
     try:

@@ -107,29 +107,18 @@ class Worker:
 
     # ------------------------------------------------------------------ records
 
-    async def handle_events(
-        self, records: Sequence[Record], fetched_ms: float | None = None
-    ) -> None:
-        """Events of one fetch: into their partition's label order, then process what may go.
-        ``fetched_ms``: when they were fetched or later (None: now)."""
-        await self._read(self.topics.events, records, EVENTS_WAITING_MAX, fetched_ms)
+    async def handle_events(self, records: Sequence[Record]) -> None:
+        """Events of one fetch: into their partition's label order, then process what may go."""
+        await self._read(self.topics.events, records, EVENTS_WAITING_MAX)
 
-    async def handle_labels(
-        self, records: Sequence[Record], fetched_ms: float | None = None
-    ) -> None:
+    async def handle_labels(self, records: Sequence[Record]) -> None:
         """Late labels of one fetch: into their partition's label order, then process what may
         go (each label right before the first event later than it)."""
-        await self._read(self.topics.labels, records, LABELS_WAITING_MAX, fetched_ms)
+        await self._read(self.topics.labels, records, LABELS_WAITING_MAX)
 
-    async def _read(
-        self, topic: str, records: Sequence[Record], max_waiting: int, fetched_ms: float | None
-    ) -> None:
+    async def _read(self, topic: str, records: Sequence[Record], max_waiting: int) -> None:
         await self._until_ready(records)
-        # Read when fetched: the wait for the other topic (labels.max_idle_ms) counts from the
-        # fetch, so a backlog that waited for a busy worker does not wait again.
         now_ms = time.time() * 1000
-        if fetched_ms is not None and fetched_ms < now_ms:
-            now_ms = fetched_ms
         by_partition: dict[int, list[Record]] = {}
         for record in records:
             by_partition.setdefault(record.partition, []).append(record)
