@@ -28,7 +28,7 @@ Nothing is started for you but the processes measured: the broker must be runnin
   timestamp on what it produces does not matter. Medians are quoted.
 * **Timeline** (``--timeline``). After each worker run, its outputs per 100 ms of log-append
   time: a worker that waits instead of computing shows windows with none (how the idle gaps of
-  BENCHMARKS.md, "No idle gaps while reading a backlog", were found).
+  BENCHMARKS.md, "Idle gaps while reading a backlog", were found).
 * **Profile** (``--profile PATH``). One more default-config worker run with ``py-spy record``
   attached (every thread, raw collapsed stacks written to PATH); the top functions by own time
   and by time inside them are printed. Needs ``py-spy`` (``.venv/bin/pip install py-spy``).
