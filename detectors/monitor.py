@@ -286,11 +286,12 @@ class SignalMonitor:
         elif self.direction == "down":
             d, z = -d, -z
         if d < self.min_effect or (statistical and z < self.z_min):
-            if statistical and z >= RETEST_Z and candidate.get("retests", 0) < MAX_RETESTS:
+            retests = candidate.get("retests", 0)
+            if statistical and z >= RETEST_Z and retests < MAX_RETESTS:
                 # Moved the watched way, not yet enough: a slow change is still under way. The
                 # next window is tested on its own; windows never overlap, so one test per
                 # confirm_events values still holds and so does the ert budget.
-                candidate.update(n=0, sum=0.0, sumsq=0.0, retests=candidate.get("retests", 0) + 1)
+                candidate.update(n=0, sum=0.0, sumsq=0.0, retests=retests + 1)
                 self._candidate = candidate
                 return None
             self.not_significant += 1

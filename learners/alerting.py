@@ -110,9 +110,9 @@ class AlertActions:
             alarm = self.slices.alarm_active
         # An alarm still under test on the inputs or outputs may be the same change, seen late
         # (a model that adapts shifts its predictions gradually): the incident waits for it.
-        for monitors in (self.features, self.prediction_monitor):
-            if not alarm and monitors is not None:
-                alarm = monitors.pending
+        if not alarm:
+            watched = (self.features, self.prediction_monitor)
+            alarm = any(monitors is not None and monitors.pending for monitors in watched)
         record = self.incidents.close_if_quiet(self.index, alarm_active=alarm)
         if record is not None:
             self._emit_closing(record)
