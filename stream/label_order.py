@@ -169,22 +169,27 @@ class LabelOrder:
         self,
         events_caught_up_at: float | None,
         labels_caught_up_at: float | None,
+        limit: int | None = None,
     ) -> list[tuple[str, list[Record]]]:
         """Release what may go now, in order: ``[("events" | "labels", records), ...]``.
 
         ``*_caught_up_at``: the time (ms) of the fetch that showed that partition read to the
-        broker's end (None: it is not)."""
+        broker's end (None: it is not). ``limit``: release at most this many records (the rest
+        stays, in its order, for the next call)."""
         events, labels = self.events.queue, self.labels.queue
         runs: list[tuple[str, list[Record]]] = []
+        left = math.inf if limit is None else limit
 
         def emit(kind: str, record: Record) -> None:
+            nonlocal left
+            left -= 1
             if runs and runs[-1][0] == kind:
                 runs[-1][1].append(record)
             else:
                 runs.append((kind, [record]))
 
         max_idle = self.max_idle_ms
-        while events or labels:
+        while (events or labels) and left > 0:
             if events and labels:
                 if labels[0][0] < events[0][0]:
                     self.label_time = labels[0][0]

@@ -76,6 +76,7 @@ async def run(keep: tuple[int, ...] = (0, 1)) -> WorkerMetrics:
     await worker.handle_labels(answers)
     await worker.handle_events(inline + late)
     await worker.tick()
+    await worker.process_ready()
     if keep != (0, 1):
         await worker.on_revoked([0, 1])  # eager rebalancing: all revoked, then assigned anew
         await worker.on_assigned(keep, {})

@@ -32,6 +32,22 @@ def test_a_label_goes_after_every_event_of_its_time_or_earlier_and_before_later_
     assert order.reordered == 0
 
 
+def test_taken_a_few_at_a_time_the_order_is_the_same_as_taken_at_once() -> None:
+    def filled() -> LabelOrder:
+        order = LabelOrder(max_idle_ms=50)
+        order.add_events([event(i, 10 * i) for i in range(12)], now_ms=0)
+        order.add_labels([label(i, 10 * i + 5) for i in range(0, 12, 3)], now_ms=0)
+        return order
+
+    at_once = flat(filled().take(None, 100))
+    order, sliced = filled(), []
+    while runs := order.take(None, 100, limit=5):
+        assert sum(len(records) for _, records in runs) <= 5
+        sliced += flat(runs)
+    assert sliced == at_once
+    assert len(at_once) == 16  # every event and label: the labels partition caught up 100 ms on
+
+
 def test_at_the_head_an_event_waits_for_a_fetch_made_max_idle_after_it_was_read() -> None:
     order = LabelOrder(max_idle_ms=50)
     order.add_labels([label(0, 5)], now_ms=0)

@@ -122,6 +122,7 @@ def build_app(settings: Settings, snapshot_key: bytes) -> tuple[faust.App, Worke
         # every chunk handed to them, so the final snapshots (on_before_shutdown) cover them.
         if not await drain(feeds):
             log.warning("stopping with chunks not processed after %.0f s", DRAIN_TIMEOUT_S)
+        await worker.process_ready()  # what their label orders let go (the rest waits there)
 
     app = fast_delivery_app(
         settings.service.app_id,
@@ -225,6 +226,11 @@ def build_app(settings: Settings, snapshot_key: bytes) -> tuple[faust.App, Worke
     for name, feed in ((names.events, events), (names.labels, labels)):
         handovers[name] = (feed.chunk_size, feed.hand_over)
     declare_agents(app, worker, events, labels)
+
+    @app.task
+    async def process() -> None:
+        # The agents hand records over; this task processes what the label orders let go.
+        await worker.process_forever()
 
     @app.timer(TICK_S, name="driftline-tick")
     async def tick() -> None:

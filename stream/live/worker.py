@@ -88,6 +88,7 @@ class Worker:
         self._published: dict[int, tuple[int, int]] = {}  # (watermark, label watermark) on topic
         self._dirty: set[int] = set()  # outputs drained but not all handed over yet
         self._lock = asyncio.Lock()
+        self._wake = asyncio.Event()  # records were handed over, or time passed
         self._unowned_warned: set[tuple[str, int]] = set()
         # Partitions being taken over: their records wait (Faust may deliver before we are done).
         self._assigning: set[int] = set()
@@ -108,12 +109,13 @@ class Worker:
     # ------------------------------------------------------------------ records
 
     async def handle_events(self, records: Sequence[Record]) -> None:
-        """Events of one fetch: into their partition's label order, then process what may go."""
+        """Events of one fetch: into their partition's label order (:meth:`process_ready`
+        processes what it lets go)."""
         await self._read(self.topics.events, records, EVENTS_WAITING_MAX)
 
     async def handle_labels(self, records: Sequence[Record]) -> None:
-        """Late labels of one fetch: into their partition's label order, then process what may
-        go (each label right before the first event later than it)."""
+        """Late labels of one fetch: into their partition's label order (each is processed right
+        before the first event later than it)."""
         await self._read(self.topics.labels, records, LABELS_WAITING_MAX)
 
     async def _read(self, topic: str, records: Sequence[Record], max_waiting: int) -> None:
@@ -145,7 +147,7 @@ class Worker:
                     # Only from this topic's own handler: Faust skips the rest of a fetch for a
                     # partition paused while the fetch is being handed over.
                     self._set_flow(topic, p, False)
-                await self._advance(p)
+        self._wake.set()
 
     def _set_flow(self, topic: str, p: int, on: bool) -> None:
         if self._flow is None or ((topic, p) in self._paused) != on:
@@ -161,53 +163,80 @@ class Worker:
         at = self._fetched_at(topic, p) if self._fetched_at is not None else None
         return time.time() * 1000 if at is None else at
 
-    async def _advance(self, p: int) -> None:
-        """Process the events and labels of ``p`` that their order lets go, then publish."""
+    # ------------------------------------------------------------------ processing
+
+    async def process_forever(self) -> None:
+        """The worker's processing task: whenever records were handed over (or the tick says
+        time passed), process what their label orders let go."""
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            await self.process_ready()
+
+    async def process_ready(self) -> None:
+        """Process what the label orders let go now, a slice per partition at a time.
+
+        Handing records over does not wait for this: between slices the lock is free, so the
+        agents add what was fetched meanwhile, and its wait for labels (``labels.max_idle_ms``)
+        passes while the slices before it are processed. (Processing in the agents' hand-over
+        left the worker idle after every long burst: what queued meanwhile then started its
+        wait.)"""
+        while await asyncio.shield(self._process_slice()):
+            await asyncio.sleep(0)  # the agents' turn
+
+    async def _process_slice(self) -> bool:
+        # Shielded by the caller: a stopping worker finishes the slice and publishes its outputs.
+        async with self._lock:
+            more = False
+            for p in list(self._order):
+                more = await self._advance(p) or more
+            return more
+
+    async def _advance(self, p: int) -> bool:
+        """Process the next slice of the events and labels of ``p`` that their order lets go,
+        then publish its outputs. True: there may be more."""
         engine, order = self.engines.get(p), self._order.get(p)
         if engine is None or order is None or not order:
-            return
-        events, labels = self.topics.events, self.topics.labels
+            return False
+        batch_size = self.settings.engine.batch_size
+        # A slice is published at once: outputs leave promptly, and a due snapshot is not held
+        # back behind a long run (events that waited for labels).
+        step = batch_size if batch_size > 1 else PUBLISH_EVERY
         reordered = order.reordered
         runs = order.take(
-            self._caught_up_at(events, p),
-            self._caught_up_at(labels, p),
+            self._caught_up_at(self.topics.events, p),
+            self._caught_up_at(self.topics.labels, p),
+            limit=step,
         )
         if not runs:
-            return
-        # Resumed before the runs are processed, not after: the consumer fetches what comes
-        # next meanwhile, and those records have waited their time by the end of the runs.
+            return False
+        # Resumed before the slice is processed, not after: the consumer fetches what comes
+        # next meanwhile.
         self._resume_if_room(p, order)
         self._dirty.add(p)
-        batch_size = self.settings.engine.batch_size
-        # Published a slice at a time (a run can be long: events that waited for labels):
-        # outputs leave promptly, and a due snapshot is not held back behind the whole run.
-        step = batch_size if batch_size > 1 else PUBLISH_EVERY
         run = self.runner.run
+        taken = 0
         for kind, recs in runs:
+            taken += len(recs)
             if kind == "labels":
                 for r in recs:
                     run(p, r.offset, "label", engine.process_label, r.value, r.offset, None)
-                continue
-            for start in range(0, len(recs), step):
-                chunk = recs[start : start + step]
-                if batch_size > 1:
-                    run(
-                        p,
-                        chunk[0].offset,
-                        "batch",
-                        engine.process_batch,
-                        [r.value for r in chunk],
-                        [r.offset for r in chunk],
-                        chunk[-1].timestamp_ms,
-                    )
-                else:
-                    self.runner.run_events(p, engine, chunk)
-                if start + step < len(recs):
-                    self._dirty.add(p)
-                    await self._publish(p, engine, "periodic")
+            elif batch_size > 1:
+                run(
+                    p,
+                    recs[0].offset,
+                    "batch",
+                    engine.process_batch,
+                    [r.value for r in recs],
+                    [r.offset for r in recs],
+                    recs[-1].timestamp_ms,
+                )
+            else:
+                self.runner.run_events(p, engine, recs)
         if order.reordered > reordered:
             self.metrics.labels_reordered.labels(str(p)).inc(order.reordered - reordered)
         await self._publish(p, engine, "periodic")
+        return taken >= step
 
     def _resume_if_room(self, p: int, order: LabelOrder) -> None:
         if len(order.events.queue) < EVENTS_WAITING_MAX // 2:
@@ -216,10 +245,10 @@ class Worker:
             self._set_flow(self.topics.labels, p, True)
 
     async def tick(self) -> None:
-        """Periodic: release records that waited long enough at the head; refresh the gauges."""
+        """Periodic: let the processing task look at records waiting at the head (their wait
+        may be over); refresh the gauges."""
+        self._wake.set()
         async with self._lock:
-            for p in list(self._order):
-                await self._advance(p)
             for p, engine in self.engines.items():
                 hw = self._highwater(self.topics.events, p)
                 if hw is not None:
