@@ -308,6 +308,10 @@ def run(args: argparse.Namespace) -> int:
                 "a later event and were applied on arrival (README: the one case that is not "
                 "deterministic)"
             )
+            # The worker's own account of them (one line per 10 s), for whoever reads this.
+            for line in (STATE / "worker.log").read_text(errors="replace").splitlines():
+                if "out of their time order" in line:
+                    print(f"  worker: {line.strip()}", flush=True)
         print(
             f"\nlive: {len(live)} alert records, backtest: {len(replayed)}: {verdict} "
             f"(index, kind, signal, incident). Took {time.monotonic() - started:.0f} s.",

@@ -140,11 +140,16 @@ class LabelOrder:
         self.event_time = -math.inf  # the time of the last event released
         self.label_time = -math.inf  # the time of the last label released
         self.reordered = 0
+        self.last_reordered = ""  # what the last reordered record was (the worker logs it)
         self._no_labels_since: float | None = None  # an event first waited for a label here
 
-    def _release_event(self, t: float) -> None:
+    def _release_event(self, t: float, read_at: float) -> None:
         if t <= self.label_time:
             self.reordered += 1  # read after a label of its time or later was released
+            self.last_reordered = (
+                f"an event of time {t:.0f} read at {read_at:.0f} came after a label of time "
+                f"{self.label_time:.0f} was released"
+            )
         self.event_time = t
 
     def _no_labels(self, labels_caught_up_at: float | None) -> bool:
@@ -195,7 +200,7 @@ class LabelOrder:
                     self.label_time = labels[0][0]
                     emit("labels", labels.popleft()[2])
                 else:
-                    self._release_event(events[0][0])
+                    self._release_event(events[0][0], events[0][1])
                     emit("events", events.popleft()[2])
                 continue
             if events:
@@ -206,11 +211,16 @@ class LabelOrder:
                     and not self._no_labels(labels_caught_up_at)
                 ):
                     break
-                self._release_event(t)
+                self._release_event(t, events[0][1])
                 emit("events", events.popleft()[2])
                 continue
             if labels[0][0] < self.event_time:
                 self.reordered += 1  # read after an event later than it was released
+                self.last_reordered = (
+                    f"a label of time {labels[0][0]:.0f} read at {labels[0][1]:.0f} came after "
+                    f"an event of time {self.event_time:.0f} was released (events caught up "
+                    f"as of {events_caught_up_at}, labels as of {labels_caught_up_at})"
+                )
             elif not self.labels.head_waited(events_caught_up_at, max_idle):
                 break
             self.label_time = labels[0][0]

@@ -73,6 +73,10 @@ def test_records_that_come_out_of_their_time_are_applied_and_counted() -> None:
     order.add_labels([label(0, 20)], now_ms=0)  # its time was before event 1's
     assert flat(order.take(0, 0)) == [("l", 0)]
     assert order.reordered == 1
+    # What the worker logs about it: which record, its time, and the one it came after.
+    assert order.last_reordered.startswith(
+        "a label of time 20 read at 0 came after an event of time 30"
+    )
 
     order = LabelOrder(max_idle_ms=0)
     order.add_events([event(0, 10)], now_ms=0)

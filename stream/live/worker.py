@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
@@ -47,6 +48,8 @@ EVENTS_WAITING_MAX = 10_000
 #: Outputs are published at least every this many events of a long run.
 PUBLISH_EVERY = 500
 LABELS_WAITING_MAX = 50_000
+#: Records applied out of their time order are logged at most this often per partition (seconds).
+REORDERED_LOG_S = 10.0
 
 #: ``flow(topic, partition, on)``: resume (True) or pause (False) fetching a partition.
 FlowControl = Callable[[str, int, bool], None]
@@ -89,6 +92,7 @@ class Worker:
         self._dirty: set[int] = set()  # outputs drained but not all handed over yet
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()  # records were handed over, or time passed
+        self._reorder_logged: dict[int, float] = {}  # partition: when last logged (monotonic)
         self._unowned_warned: set[tuple[str, int]] = set()
         # Partitions being taken over: their records wait (Faust may deliver before we are done).
         self._assigning: set[int] = set()
@@ -235,8 +239,26 @@ class Worker:
                 self.runner.run_events(p, engine, recs)
         if order.reordered > reordered:
             self.metrics.labels_reordered.labels(str(p)).inc(order.reordered - reordered)
+            self._log_reordered(p, order, order.reordered - reordered)
         await self._publish(p, engine, "periodic")
         return taken >= step
+
+    def _log_reordered(self, p: int, order: LabelOrder, count: int) -> None:
+        # At most one line per partition every REORDERED_LOG_S: a lagging producer reorders
+        # many records in a row; the counter has them all.
+        now = time.monotonic()
+        if now - self._reorder_logged.get(p, -math.inf) < REORDERED_LOG_S:
+            return
+        self._reorder_logged[p] = now
+        log.warning(
+            "partition %d: %d record(s) applied out of their time order (%d in all); the "
+            "last: %s. A label that reaches the broker later than labels.max_idle_ms after a "
+            "later event is applied on arrival (README: late labels)",
+            p,
+            count,
+            order.reordered,
+            order.last_reordered,
+        )
 
     def _resume_if_room(self, p: int, order: LabelOrder) -> None:
         if len(order.events.queue) < EVENTS_WAITING_MAX // 2:
@@ -248,18 +270,18 @@ class Worker:
         """Periodic: let the processing task look at records waiting at the head (their wait
         may be over); refresh the gauges."""
         self._wake.set()
-        async with self._lock:
-            for p, engine in self.engines.items():
-                hw = self._highwater(self.topics.events, p)
-                if hw is not None:
-                    self.metrics.lag.labels(self.topics.events, str(p)).set(
-                        max(0, hw - engine.watermark - 1)
-                    )
-                hw = self._highwater(self.topics.labels, p)
-                if hw is not None:
-                    self.metrics.lag.labels(self.topics.labels, str(p)).set(
-                        max(0, hw - engine.label_watermark - 1)
-                    )
+        # No lock (nothing here awaits): the tick must not wait behind a slice being processed.
+        for p, engine in self.engines.items():
+            hw = self._highwater(self.topics.events, p)
+            if hw is not None:
+                self.metrics.lag.labels(self.topics.events, str(p)).set(
+                    max(0, hw - engine.watermark - 1)
+                )
+            hw = self._highwater(self.topics.labels, p)
+            if hw is not None:
+                self.metrics.lag.labels(self.topics.labels, str(p)).set(
+                    max(0, hw - engine.label_watermark - 1)
+                )
 
     def _warn_unowned(self, topic: str, p: int) -> None:
         # Records of a partition revoked while they were in flight: its new owner replays them.
