@@ -1,0 +1,110 @@
+"""The live worker's hand-over and processing, in memory (no broker): handing records over does not
+wait for their processing, and the processing task frees the worker between slices, so what is
+fetched meanwhile is handed over (and starts its wait for labels) while earlier slices are
+processed."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from driftline.label_order import Record
+from driftline.live.metrics import WorkerMetrics
+from driftline.live.worker import PUBLISH_EVERY, Worker
+from driftline.offline.datasets import get_dataset
+from driftline.settings import load_settings
+
+KEY = bytes.fromhex("0f1e2d3c4b5a69788796a5b4c3d2e1f00112233445566778899aabbccddeeff0")
+T0_MS = 1_700_000_000_000
+
+
+class SlowPublisher:
+    """A broker that takes every record after ``delay`` seconds per request (and counts them)."""
+
+    def __init__(self, delay: float = 0.005) -> None:
+        self.delay = delay
+        self.predictions = 0
+
+    async def send(self, topic: str, key: Any, value: bytes, headers: Any = None, ack: Any = None):
+        if ack is not None:
+            ack()
+
+    async def send_many(self, topic: str, records: Any, acks: Any = None) -> None:
+        await asyncio.sleep(self.delay)
+        if topic == "predictions":
+            self.predictions += len(records)
+        for i in range(len(records)):
+            if acks is not None:
+                acks[i]()
+
+    async def flush(self) -> None:
+        pass
+
+
+class _Floors:
+    def commit(self, p: int, floor: Any) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def events(first: int, count: int) -> list[Record]:
+    """Events with inline labels, stamped 1 ms apart (their labels need not wait for anything)."""
+    stream = list(get_dataset("sea-abrupt").events(limit=first + count))[first:]
+    return [
+        Record(0, first + i, T0_MS + first + i, json.dumps(e).encode())
+        for i, e in enumerate(stream)
+    ]
+
+
+async def _worker(publisher: SlowPublisher) -> Worker:
+    # No waiting at the head for labels (max_idle 0): every event may go once it is handed over.
+    settings = load_settings(environ={"DRIFTLINE_LABELS__MAX_IDLE_MS": "0"})
+    worker = Worker(
+        settings,
+        KEY,
+        publisher,  # type: ignore[arg-type]
+        WorkerMetrics(dict),
+        lambda topic, p: 0 if topic == settings.kafka.topics.labels else None,
+    )
+    worker.keeper.floor_store = _Floors()
+    await worker.on_assigned([0], {})
+    return worker
+
+
+def test_a_hand_over_returns_before_its_records_are_processed() -> None:
+    async def run() -> tuple[int, int]:
+        publisher = SlowPublisher()
+        worker = await _worker(publisher)
+        await worker.handle_events(events(0, 1200))
+        handed = worker.engines[0].counters["events"]
+        await worker.process_ready()
+        return handed, worker.engines[0].counters["events"]
+
+    handed, processed = asyncio.run(run())
+    assert handed == 0  # in the label order, not yet processed
+    assert processed == 1200
+
+
+def test_records_fetched_during_processing_are_handed_over_between_slices() -> None:
+    async def run() -> tuple[int, int, int]:
+        publisher = SlowPublisher()
+        worker = await _worker(publisher)
+        await worker.handle_events(events(0, 5 * PUBLISH_EVERY))
+        processing = asyncio.ensure_future(worker.process_ready())
+        for _ in range(1000):  # until the first slice was processed (bounded)
+            if worker.engines[0].counters["events"]:
+                break
+            await asyncio.sleep(0.001)
+        await worker.handle_events(events(5 * PUBLISH_EVERY, 100))
+        # Handed over while the backlog before it is still being processed, not after it.
+        processed_at_hand_over = worker.engines[0].counters["events"]
+        await processing
+        await worker.process_ready()
+        return processed_at_hand_over, worker.engines[0].counters["events"], publisher.predictions
+
+    at_hand_over, processed, published = asyncio.run(run())
+    assert 0 < at_hand_over < 5 * PUBLISH_EVERY
+    assert processed == published == 5 * PUBLISH_EVERY + 100
