@@ -127,12 +127,12 @@ def test_processing_goes_on_while_a_periodic_snapshot_is_published() -> None:
     async def run() -> tuple[int, list[int], list[int]]:
         publisher = SlowPublisher(delay=0.0)
         publisher.snapshots_taken.set()
-        worker = await _worker(publisher, snapshot_every=2000)
+        worker = await _worker(publisher, snapshot_every=1000)
         publisher.snapshots_taken.clear()  # from now on the broker holds snapshot chunks back
         await worker.handle_events(events(0, 3000))
         # Bounded: publishing inline, processing would wait here for the held snapshot.
         await asyncio.wait_for(worker.process_ready(), 30)
-        processed = worker.engines[0].counters["events"]  # the snapshot at 2000 waits
+        processed = worker.engines[0].counters["events"]  # the snapshots at 1000, 2000 wait
         published_meanwhile = list(publisher.snapshot_sequences)
         publisher.snapshots_taken.set()
         await worker.shutdown()  # the final snapshot comes after the periodic ones
@@ -141,4 +141,4 @@ def test_processing_goes_on_while_a_periodic_snapshot_is_published() -> None:
     processed, meanwhile, sequences = asyncio.run(run())
     assert processed == 3000
     assert meanwhile == []
-    assert len(sequences) == 2 and sequences == sorted(sequences)  # 2000, then shutdown
+    assert len(sequences) == 3 and sequences == sorted(sequences)  # 1000, 2000, then shutdown

@@ -63,8 +63,8 @@ class Publisher:
     """Sends output records and makes sure they arrive.
 
     :meth:`send` and :meth:`send_many` return once the producer has the records; :meth:`flush`
-    once every record handed over before the call is acknowledged (what other tasks send while it
-    waits is not waited for). A failed hand-over or delivery is retried with
+    once every record sent so far is acknowledged (also those sent by other tasks meanwhile: a
+    flush waits until nothing is in flight). A failed hand-over or delivery is retried with
     backoff, for as long as it takes (a broker outage stalls the worker rather than losing or
     reordering the snapshot guarantee); a record that is too large is reported and dropped.
 
@@ -87,7 +87,6 @@ class Publisher:
         self._is_too_large = is_too_large
         # (delivery future, topic, [(key, value, headers, ack), ...] in the request behind it)
         self._inflight: deque[tuple[Any, str, list[Out]]] = deque()
-        self._tracked = 0  # requests tracked so far (the newest one's number)
         # One reaper at a time: the worker's processing sends while a snapshot flushes (its
         # publish runs beside the processing). A record is taken off the queue only by the
         # holder, after its delivery was checked, so none is skipped or handled twice.
@@ -105,7 +104,7 @@ class Publisher:
     ) -> None:
         """Hand one record over; raises :class:`OutputTooLarge` if the producer refuses it."""
         await self._hand_over(topic, (key, value, headers, ack))
-        await self._reap()
+        await self._reap(block=False)
 
     async def send_many(
         self,
@@ -139,13 +138,10 @@ class Publisher:
                             by_value.setdefault(id(value), []).append(ack)
                 for future, batch in batches:
                     self._track(future, topic, [(k, v, None, _take(by_value, v)) for k, v in batch])
-        await self._reap()
+        await self._reap(block=False)
 
     async def flush(self) -> None:
-        # Every request handed over before this call, and the resends of those that fail: not
-        # what other tasks send meanwhile (a flush beside a busy worker would chase them).
-        async with self._reaping:
-            await self._reap_held(until=self._tracked)
+        await self._reap(block=True)
 
     async def _send_or_drop(self, topic: str, record: Out) -> None:
         try:
@@ -173,28 +169,22 @@ class Publisher:
 
     def _track(self, future: Any, topic: str, records: list[Out]) -> None:
         self._inflight.append((future, topic, records))
-        self._tracked += 1
         if any(record[3] is not None for record in records):
             # Acknowledged as soon as the broker answers, not when the next send reaps it.
             future.add_done_callback(lambda done: _acknowledge(done, records))
 
-    async def _reap(self) -> None:
-        """Take the delivered requests at the head off the queue (a failed one is sent again)."""
-        if self._reaping.locked():
+    async def _reap(self, *, block: bool) -> None:
+        if not block and self._reaping.locked():
             return  # the reaper at work (a flush) takes these too
         async with self._reaping:
-            await self._reap_held(until=0)
+            await self._reap_held(block=block)
 
-    async def _reap_held(self, *, until: int) -> None:
-        """Take requests off the queue in order, waiting for the delivery of those up to number
-        ``until`` (0: of none) and of the resends of any of them that failed."""
+    async def _reap_held(self, *, block: bool) -> None:
         inflight = self._inflight
         while inflight:
             future, topic, records = inflight[0]
-            # The head's number: the newest one's, less those behind it.
-            number = self._tracked - len(inflight) + 1
             if not future.done():
-                if number > until:
+                if not block:
                     return
                 await asyncio.wait([future])
             inflight.popleft()
@@ -219,8 +209,6 @@ class Publisher:
             else:  # one by one: a record too large for the broker is then dropped alone
                 for record in records:
                     await self._send_or_drop(topic, record)
-            if number <= until:
-                until = self._tracked  # a flush waits for the resends too
 
     def _warn(self, msg: str, *args: Any) -> None:
         now = time.monotonic()

@@ -14,7 +14,8 @@ a crash, a restart or a rebalance every event is learned exactly once:
   on revocation and on a clean shutdown, and only after every output record of the events they
   cover has been acknowledged by the broker. A snapshot therefore never skips an event whose
   prediction was lost; events after it are replayed and predicted again, identically. Periodic
-  snapshots are published beside the processing, one at a time; a final one waits for it.
+  snapshots are published beside the processing (one at a time, in order); a final one waits
+  for them.
 * **Late labels** are applied where their time puts them among the events
   (:mod:`driftline.label_order`): the order is a function of the data, so a replay predicts what
   the first run predicted, and one partition live predicts what ``driftline backtest
@@ -94,7 +95,7 @@ class Worker:
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()  # records were handed over, or time passed
         self._reorder_logged: dict[int, float] = {}  # partition: when last logged (monotonic)
-        self._snapshots_in_flight: asyncio.Future[None] | None = None  # a periodic one's publish
+        self._snapshots_in_flight: asyncio.Future[None] | None = None  # the newest one's publish
         self._unowned_warned: set[tuple[str, int]] = set()
         # Partitions being taken over: their records wait (Faust may deliver before we are done).
         self._assigning: set[int] = set()
@@ -299,29 +300,33 @@ class Worker:
         await send_outputs(self.publisher, self.topics, self.metrics, p, out)
         for snap in out.snapshots:
             if reason == "periodic":
-                await self._publish_snapshot_beside(p, snap, reason)
+                self._publish_snapshot_beside(p, snap, reason)
             else:
                 await self.snapshots_published()
                 await self.keeper.publish(p, snap, reason)
         self._dirty.discard(p)
 
-    async def _publish_snapshot_beside(self, p: int, snap: Mapping[str, Any], reason: str) -> None:
-        """Publish a periodic snapshot beside the processing, once the one before it is out.
+    def _publish_snapshot_beside(self, p: int, snap: Mapping[str, Any], reason: str) -> None:
+        """Publish a periodic snapshot beside the processing, after the ones before it.
 
         Its publish waits for the broker three times (every output before it, its chunks, the
         floor: ~12 ms); under the worker's lock, the events arriving meanwhile waited too. The
         snapshot is the engine's state when it was taken, and its publish still comes after every
-        output of the events it covers (it flushes first). One at a time: a snapshot due while the
-        one before is still being published waits for it (memory stays bounded, and a snapshot
-        is never more than one interval behind), and a final snapshot (revocation, shutdown)
-        waits for it too."""
-        await self.snapshots_published()
-        # In chunks under rotating keys, then the floor: driftline.live.snapshot_keeper.
-        self._snapshots_in_flight = asyncio.ensure_future(self.keeper.publish(p, snap, reason))
+        output of the events it covers (it flushes first); snapshots go out one at a time, in
+        order, and a final snapshot (revocation, shutdown) waits for them."""
+        before = self._snapshots_in_flight
+
+        async def publish() -> None:
+            if before is not None:
+                await before
+            # In chunks under rotating keys, then the floor: driftline.live.snapshot_keeper.
+            await self.keeper.publish(p, snap, reason)
+
+        self._snapshots_in_flight = asyncio.ensure_future(publish())
 
     async def snapshots_published(self) -> None:
-        """Wait until the periodic snapshot handed to the background is published (raises what
-        its publish raised)."""
+        """Wait until the periodic snapshots handed to the background are published (raises what
+        their publish raised)."""
         task = self._snapshots_in_flight
         if task is not None:
             await task
