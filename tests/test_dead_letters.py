@@ -277,31 +277,6 @@ def test_a_retried_record_is_acknowledged_once(monkeypatch: pytest.MonkeyPatch) 
     assert asyncio.run(run()) == [1]
 
 
-def test_a_flush_beside_another_tasks_sends_takes_each_delivery_once() -> None:
-    # The worker's processing sends while a periodic snapshot's publish flushes.
-    async def run() -> tuple[list[bytes], int]:
-        broker = FakeBroker()
-        publisher = Publisher(broker.send, WorkerMetrics(dict), lambda e: False)
-        acked: list[bytes] = []
-        await publisher.send_many("out", [(None, b"a")], [lambda: acked.append(b"a")])
-        flushing = asyncio.create_task(publisher.flush())
-        await asyncio.sleep(0)  # the flush waits for a's delivery
-        broker.futures[0][0].set_result(None)  # a is delivered; the flush has not woken yet
-        # Another task sends meanwhile: its reaping must leave a to the flush, and the flush must
-        # not take b off the queue before b is delivered.
-        await publisher.send_many("out", [(None, b"b")], [lambda: acked.append(b"b")])
-        await asyncio.sleep(0.05)  # the flush wakes while b is still in flight
-        returned_early = flushing.done()  # a flush returns once everything sent is delivered
-        resolver = asyncio.create_task(_resolve(broker, b"never"))
-        await asyncio.wait_for(flushing, 10)
-        resolver.cancel()
-        return acked, returned_early, len(publisher._inflight)
-
-    acked, returned_early, left = asyncio.run(run())
-    assert not returned_early
-    assert acked == [b"a", b"b"] and left == 0
-
-
 # --------------------------------------------------------------------------- log flood
 
 

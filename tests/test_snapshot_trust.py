@@ -344,7 +344,7 @@ def test_worker_publishes_chunks_then_commits_the_floor() -> None:
     engine = trained(cfg, 300)
     snap = engine.checkpoint()
     assert snap is not None
-    asyncio.run(worker.keeper.publish(0, snap, "periodic"))
+    asyncio.run(worker._publish_snapshot(0, snap, "periodic"))
     keys = [k.decode() for _, k, _, _ in publisher.sent]
     seq = snap["header"]["sequence"]
     assert keys[0] == snapshot_key(APP, 0, seq % 4) and len(keys) > 1
@@ -362,6 +362,6 @@ def test_worker_refuses_an_older_snapshot_after_publishing_a_newer_one() -> None
     older = _found(cfg, [2])
     newer = trained(cfg, 30, sequence=5).checkpoint()
     assert newer is not None
-    asyncio.run(worker.keeper.publish(0, newer, "periodic"))
+    asyncio.run(worker._publish_snapshot(0, newer, "periodic"))
     asyncio.run(worker.on_assigned([0], {0: older}))
     assert worker.engines == {} and "at or above sequence 5" in worker.keeper.held[0]

@@ -20,21 +20,13 @@ T0_MS = 1_700_000_000_000
 
 
 class SlowPublisher:
-    """A broker that takes every record after ``delay`` seconds per request (and counts them);
-    snapshot chunks only once ``snapshots_taken`` is set."""
+    """A broker that takes every record after ``delay`` seconds per request (and counts them)."""
 
     def __init__(self, delay: float = 0.005) -> None:
         self.delay = delay
         self.predictions = 0
-        self.snapshots_taken = asyncio.Event()
-        self.snapshot_sequences: list[int] = []
 
     async def send(self, topic: str, key: Any, value: bytes, headers: Any = None, ack: Any = None):
-        if topic == "model-snapshots":
-            await self.snapshots_taken.wait()
-            sequence = int(dict(headers)["driftline-sequence"])
-            if sequence not in self.snapshot_sequences:
-                self.snapshot_sequences.append(sequence)
         if ack is not None:
             ack()
 
@@ -67,14 +59,9 @@ def events(first: int, count: int) -> list[Record]:
     ]
 
 
-async def _worker(publisher: SlowPublisher, snapshot_every: int = 10_000) -> Worker:
+async def _worker(publisher: SlowPublisher) -> Worker:
     # No waiting at the head for labels (max_idle 0): every event may go once it is handed over.
-    settings = load_settings(
-        environ={
-            "DRIFTLINE_LABELS__MAX_IDLE_MS": "0",
-            "DRIFTLINE_SNAPSHOT__EVERY_EVENTS": str(snapshot_every),
-        }
-    )
+    settings = load_settings(environ={"DRIFTLINE_LABELS__MAX_IDLE_MS": "0"})
     worker = Worker(
         settings,
         KEY,
@@ -121,24 +108,3 @@ def test_records_fetched_during_processing_are_handed_over_between_slices() -> N
     at_hand_over, processed, published = asyncio.run(run())
     assert 0 < at_hand_over < 5 * PUBLISH_EVERY
     assert processed == published == 5 * PUBLISH_EVERY + 100
-
-
-def test_processing_goes_on_while_a_periodic_snapshot_is_published() -> None:
-    async def run() -> tuple[int, list[int], list[int]]:
-        publisher = SlowPublisher(delay=0.0)
-        publisher.snapshots_taken.set()
-        worker = await _worker(publisher, snapshot_every=1000)
-        publisher.snapshots_taken.clear()  # from now on the broker holds snapshot chunks back
-        await worker.handle_events(events(0, 3000))
-        # Bounded: publishing inline, processing would wait here for the held snapshot.
-        await asyncio.wait_for(worker.process_ready(), 30)
-        processed = worker.engines[0].counters["events"]  # the snapshots at 1000, 2000 wait
-        published_meanwhile = list(publisher.snapshot_sequences)
-        publisher.snapshots_taken.set()
-        await worker.shutdown()  # the final snapshot comes after the periodic ones
-        return processed, published_meanwhile, publisher.snapshot_sequences
-
-    processed, meanwhile, sequences = asyncio.run(run())
-    assert processed == 3000
-    assert meanwhile == []
-    assert len(sequences) == 3 and sequences == sorted(sequences)  # 1000, 2000, then shutdown

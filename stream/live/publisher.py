@@ -63,8 +63,7 @@ class Publisher:
     """Sends output records and makes sure they arrive.
 
     :meth:`send` and :meth:`send_many` return once the producer has the records; :meth:`flush`
-    once every record sent so far is acknowledged (also those sent by other tasks meanwhile: a
-    flush waits until nothing is in flight). A failed hand-over or delivery is retried with
+    once every record sent so far is acknowledged. A failed hand-over or delivery is retried with
     backoff, for as long as it takes (a broker outage stalls the worker rather than losing or
     reordering the snapshot guarantee); a record that is too large is reported and dropped.
 
@@ -87,10 +86,6 @@ class Publisher:
         self._is_too_large = is_too_large
         # (delivery future, topic, [(key, value, headers, ack), ...] in the request behind it)
         self._inflight: deque[tuple[Any, str, list[Out]]] = deque()
-        # One reaper at a time: the worker's processing sends while a snapshot flushes (its
-        # publish runs beside the processing). A record is taken off the queue only by the
-        # holder, after its delivery was checked, so none is skipped or handled twice.
-        self._reaping = asyncio.Lock()
         self._warned_at = -RETRY_WARN_EVERY_S
         self._unwarned = 0
 
@@ -174,12 +169,6 @@ class Publisher:
             future.add_done_callback(lambda done: _acknowledge(done, records))
 
     async def _reap(self, *, block: bool) -> None:
-        if not block and self._reaping.locked():
-            return  # the reaper at work (a flush) takes these too
-        async with self._reaping:
-            await self._reap_held(block=block)
-
-    async def _reap_held(self, *, block: bool) -> None:
         inflight = self._inflight
         while inflight:
             future, topic, records = inflight[0]

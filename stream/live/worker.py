@@ -13,9 +13,7 @@ a crash, a restart or a rebalance every event is learned exactly once:
 * **Snapshots** are published every ``snapshot.every_events`` events (the engine asks for them),
   on revocation and on a clean shutdown, and only after every output record of the events they
   cover has been acknowledged by the broker. A snapshot therefore never skips an event whose
-  prediction was lost; events after it are replayed and predicted again, identically. Periodic
-  snapshots are published beside the processing (one at a time, in order); a final one waits
-  for them.
+  prediction was lost; events after it are replayed and predicted again, identically.
 * **Late labels** are applied where their time puts them among the events
   (:mod:`driftline.label_order`): the order is a function of the data, so a replay predicts what
   the first run predicted, and one partition live predicts what ``driftline backtest
@@ -95,7 +93,6 @@ class Worker:
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()  # records were handed over, or time passed
         self._reorder_logged: dict[int, float] = {}  # partition: when last logged (monotonic)
-        self._snapshots_in_flight: asyncio.Future[None] | None = None  # the newest one's publish
         self._unowned_warned: set[tuple[str, int]] = set()
         # Partitions being taken over: their records wait (Faust may deliver before we are done).
         self._assigning: set[int] = set()
@@ -295,50 +292,17 @@ class Worker:
     # ------------------------------------------------------------------ outputs and snapshots
 
     async def _publish(self, p: int, engine: Engine, reason: str) -> None:
-        self._raise_if_a_snapshot_failed()
         out = engine.outputs.drain()
         await send_outputs(self.publisher, self.topics, self.metrics, p, out)
         for snap in out.snapshots:
-            if reason == "periodic":
-                self._publish_snapshot_beside(p, snap, reason)
-            else:
-                await self.snapshots_published()
-                await self.keeper.publish(p, snap, reason)
+            await self._publish_snapshot(p, snap, reason)
         self._dirty.discard(p)
 
-    def _publish_snapshot_beside(self, p: int, snap: Mapping[str, Any], reason: str) -> None:
-        """Publish a periodic snapshot beside the processing, after the ones before it.
-
-        Its publish waits for the broker three times (every output before it, its chunks, the
-        floor: ~12 ms); under the worker's lock, the events arriving meanwhile waited too. The
-        snapshot is the engine's state when it was taken, and its publish still comes after every
-        output of the events it covers (it flushes first); snapshots go out one at a time, in
-        order, and a final snapshot (revocation, shutdown) waits for them."""
-        before = self._snapshots_in_flight
-
-        async def publish() -> None:
-            if before is not None:
-                await before
-            # In chunks under rotating keys, then the floor: driftline.live.snapshot_keeper.
-            await self.keeper.publish(p, snap, reason)
-
-        self._snapshots_in_flight = asyncio.ensure_future(publish())
-
-    async def snapshots_published(self) -> None:
-        """Wait until the periodic snapshots handed to the background are published (raises what
-        their publish raised)."""
-        task = self._snapshots_in_flight
-        if task is not None:
-            await task
-
-    def _raise_if_a_snapshot_failed(self) -> None:
-        # A publish that raised is a bug: crash (nothing is committed), as when it ran inline.
-        task = self._snapshots_in_flight
-        if task is not None and task.done() and not task.cancelled():
-            task.result()
+    async def _publish_snapshot(self, p: int, snap: Mapping[str, Any], reason: str) -> None:
+        # In chunks under rotating keys, then the floor: driftline.live.snapshot_keeper.
+        await self.keeper.publish(p, snap, reason)
 
     async def _final_snapshot(self, p: int, engine: Engine, reason: str) -> None:
-        await self.snapshots_published()  # _published says what the newest of them covers
         if p in self._dirty:
             log.warning(
                 "partition %d: no %s snapshot: the outputs of its last records may not have been "
@@ -398,7 +362,6 @@ class Worker:
         async with self._lock:
             if assignment is not None and assignment != self._assignment:
                 return None
-            await self.snapshots_published()  # they may set _published, and floors
             held = {**self._parked, **self.engines}
             owned_before = set(held)
             for p in self._dirty:
@@ -442,7 +405,6 @@ class Worker:
     async def shutdown(self) -> None:
         """Final snapshots of every owned partition (clean shutdown), then flush."""
         async with self._lock:
-            await self.snapshots_published()
             for p, engine in sorted(self.engines.items()):
                 await self._final_snapshot(p, engine, "shutdown")
             await self.publisher.flush()
