@@ -135,7 +135,14 @@ def test_page_shows_the_metric_the_events_and_the_drift_incident(
 
         def ready() -> dict[str, Any] | None:
             state = api_state(port)
-            if state and state["overall"]["events"] == EVENTS + len(CORRUPT) and state["incidents"]:
+            if (
+                state
+                and state["overall"]["events"] == EVENTS + len(CORRUPT)
+                and state["incidents"]
+                # The group's members are asked for every 2 s: a worker that read the whole
+                # stream in less than that was not yet one in the last answer.
+                and any(w["partitions"] for w in state["workers"])
+            ):
                 return state
             return None
 
