@@ -27,7 +27,7 @@ EVENTS = 10_000  # per partition: sea-abrupt drifts at 5,000; its incident close
 T0_MS = 1_700_000_000_000
 
 
-class _Publisher:
+class AckingPublisher:
     """Takes every record at once, as a broker that acknowledges everything would."""
 
     async def send(self, topic: str, key: Any, value: bytes, headers: Any = None, ack: Any = None):
@@ -42,7 +42,9 @@ class _Publisher:
         pass
 
 
-class _Floors:
+class NoFloors:
+    """A snapshot floor store that keeps nothing (no broker)."""
+
     def commit(self, p: int, floor: Any) -> None:
         pass
 
@@ -70,8 +72,8 @@ async def run(keep: tuple[int, ...] = (0, 1)) -> WorkerMetrics:
     ends[(labels, 1)] = len(answers)
     # The collector reads the engines the worker owns at scrape time, as driftline.live.app wires it.
     metrics = WorkerMetrics(lambda: worker.engines)
-    worker = Worker(settings, KEY, _Publisher(), metrics, lambda t, p: ends.get((t, p)))  # type: ignore[arg-type]
-    worker.keeper.floor_store = _Floors()
+    worker = Worker(settings, KEY, AckingPublisher(), metrics, lambda t, p: ends.get((t, p)))  # type: ignore[arg-type]
+    worker.keeper.floor_store = NoFloors()
     await worker.on_assigned([0, 1], {})
     await worker.handle_labels(answers)
     await worker.handle_events(inline + late)

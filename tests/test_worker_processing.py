@@ -9,45 +9,27 @@ import asyncio
 import json
 from typing import Any
 
+from in_memory_run import KEY, T0_MS, AckingPublisher, NoFloors
+
 from driftline.label_order import Record
 from driftline.live.metrics import WorkerMetrics
 from driftline.live.worker import PUBLISH_EVERY, Worker
 from driftline.offline.datasets import get_dataset
 from driftline.settings import load_settings
 
-KEY = bytes.fromhex("0f1e2d3c4b5a69788796a5b4c3d2e1f00112233445566778899aabbccddeeff0")
-T0_MS = 1_700_000_000_000
 
-
-class SlowPublisher:
-    """A broker that takes every record after ``delay`` seconds per request (and counts them)."""
+class SlowPublisher(AckingPublisher):
+    """A broker that takes every request after ``delay`` seconds (and counts the predictions)."""
 
     def __init__(self, delay: float = 0.005) -> None:
         self.delay = delay
         self.predictions = 0
 
-    async def send(self, topic: str, key: Any, value: bytes, headers: Any = None, ack: Any = None):
-        if ack is not None:
-            ack()
-
     async def send_many(self, topic: str, records: Any, acks: Any = None) -> None:
         await asyncio.sleep(self.delay)
         if topic == "predictions":
             self.predictions += len(records)
-        for i in range(len(records)):
-            if acks is not None:
-                acks[i]()
-
-    async def flush(self) -> None:
-        pass
-
-
-class _Floors:
-    def commit(self, p: int, floor: Any) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
+        await super().send_many(topic, records, acks)
 
 
 def events(first: int, count: int) -> list[Record]:
@@ -69,7 +51,7 @@ async def _worker(publisher: SlowPublisher) -> Worker:
         WorkerMetrics(dict),
         lambda topic, p: 0 if topic == settings.kafka.topics.labels else None,
     )
-    worker.keeper.floor_store = _Floors()
+    worker.keeper.floor_store = NoFloors()
     await worker.on_assigned([0], {})
     return worker
 
