@@ -221,3 +221,16 @@ def test_nothing_imports_the_command_line() -> None:
         and any(t == "driftline.cli" or t.startswith("driftline.cli.") for t in targets)
     )
     assert not users, users
+
+
+#: A module a newcomer reads in one sitting (issue 8: "about 300 lines, none over 400").
+MAX_MODULE_LINES = 400
+
+
+def test_no_module_of_the_package_is_over_400_lines() -> None:
+    long = {
+        name: count
+        for name, path in module_files().items()
+        if (count := len(path.read_text().splitlines())) > MAX_MODULE_LINES
+    }
+    assert not long, f"split these by responsibility (lines): {long}"

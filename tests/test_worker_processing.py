@@ -13,7 +13,8 @@ from in_memory_run import KEY, T0_MS, AckingPublisher, NoFloors
 
 from driftline.label_order import Record
 from driftline.live.metrics import WorkerMetrics
-from driftline.live.worker import PUBLISH_EVERY, Worker
+from driftline.live.processing import PUBLISH_EVERY
+from driftline.live.worker import Worker
 from driftline.offline.datasets import get_dataset
 from driftline.settings import load_settings
 
