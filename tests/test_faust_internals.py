@@ -132,6 +132,21 @@ def test_the_private_names_of_aiokafka_exist_with_the_signatures_used() -> None:
     assert "self._fetch_max_wait_ms" in inspect.getsource(aiokafka.AIOKafkaConsumer.start)
 
 
+def test_a_fetch_response_sets_the_highwater_before_the_fetch_time() -> None:
+    # The worker reads last_poll_timestamp before highwater (Processing._caught_up_at): that is
+    # safe only while the fetcher writes them in this order.
+    from aiokafka.consumer.fetcher import Fetcher
+
+    source = inspect.getsource(Fetcher)
+    highwater = source.index("tp_state.highwater = highwater")
+    assert highwater < source.index("tp_state.timestamp = now_ms", highwater)
+    assert (
+        inspect.getsource(aiokafka.AIOKafkaConsumer.last_poll_timestamp)
+        .rstrip()
+        .endswith("return assignment.state_value(partition).timestamp")
+    )
+
+
 def test_the_default_partitioner_is_the_one_send_uses() -> None:
     from aiokafka.partitioner import DefaultPartitioner
 

@@ -91,3 +91,39 @@ def test_records_fetched_during_processing_are_handed_over_between_slices() -> N
     at_hand_over, processed, published = asyncio.run(run())
     assert 0 < at_hand_over < 5 * PUBLISH_EVERY
     assert processed == published == 5 * PUBLISH_EVERY + 100
+
+
+def test_a_fetch_landing_between_the_looks_never_makes_caught_up_newer() -> None:
+    # The consumer thread updates a partition's highwater, then its fetch time, from each fetch
+    # response, while the worker looks at both. A response that lands between the worker's two
+    # looks (100 events read to the end at 1,000 ms; the new fetch at 2,000 ms brought 50 more)
+    # must not make "read to the end as of 2,000 ms".
+    state = {"hw": 100, "at": 1_000.0}
+    looks: list[str] = []
+
+    def look(what: str) -> Any:
+        value = state[what]
+        looks.append(what)
+        if len(looks) == 1:
+            state.update(hw=150, at=2_000.0)  # the fetch response lands now
+        return value
+
+    async def run() -> float | None:
+        settings = load_settings(environ={"DRIFTLINE_LABELS__MAX_IDLE_MS": "0"})
+        worker = Worker(
+            settings,
+            KEY,
+            AckingPublisher(),  # type: ignore[arg-type]
+            WorkerMetrics(dict),
+            lambda topic, p: look("hw"),
+            fetched_at=lambda topic, p: look("at"),
+        )
+        worker.keeper.floor_store = NoFloors()
+        await worker.on_assigned([0], {})
+        await worker.handle_events(events(0, 100))
+        looks.clear()
+        return worker._caught_up_at(settings.kafka.topics.events, 0)
+
+    claimed = asyncio.run(run())
+    assert len(looks) == 2
+    assert claimed is None or claimed <= 1_000.0, f"caught up as of {claimed} ms"

@@ -157,9 +157,18 @@ class Processing:
         self._flow(topic, p, on)
 
     def _caught_up_at(self, topic: str, p: int) -> float | None:
-        """When a fetch last showed ``topic[p]`` read to its end (ms; None: it is not)."""
+        """When a fetch last showed ``topic[p]`` read to its end (ms; None: it is not).
+
+        The fetch's time is read before the highwater. The consumer thread sets both from each
+        fetch response, the highwater first, so a response landing between the two reads can
+        only make the answer older, never newer. (Read the other way round, an old highwater
+        paired with a new fetch's time: "read to the end" as of a fetch that had brought more
+        events. A label then went before events older than it, on a worker a second behind.)
+        """
+        at = self._fetched_at(topic, p) if self._fetched_at is not None else None
+        if at is None:
+            at = time.time() * 1000  # no fetch time to go by: this moment, before the look
         hw = self._highwater(topic, p)
         if hw is None or self._next_offset.get((topic, p), 0) < hw:
             return None
-        at = self._fetched_at(topic, p) if self._fetched_at is not None else None
-        return time.time() * 1000 if at is None else at
+        return at
