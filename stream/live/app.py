@@ -159,7 +159,19 @@ def build_app(settings: Settings, snapshot_key: bytes) -> tuple[faust.App, Worke
         )
 
     async def send(topic: str, key: bytes | None, value: bytes, headers: Any) -> Any:
-        return await app.producer.send(topic, key, value, None, None, headers)
+        # One record (a snapshot's chunk, an alert, a record sent again) goes out in a closed
+        # batch of its own, at once: producer.send() would hold it producer_linger for company,
+        # and a snapshot's publish (under the worker's lock) waits for its chunks. A record too
+        # large for a batch goes through send(), whose size check names it.
+        if len(value) + len(key or b"") >= PRODUCER_BATCH_BYTES // 2:
+            return await app.producer.send(topic, key, value, None, None, headers)
+        producer = aiokafka_producer(app)
+        await producer.partitions_for(topic)
+        batch = producer.create_batch()
+        batch.append(timestamp=None, key=key, value=value, headers=headers or [])
+        batch.close()
+        partition = default_partition(producer, topic, key, value)
+        return await producer.send_batch(batch, topic, partition=partition)
 
     async def send_batches(
         topic: str, records: list[tuple[bytes | None, bytes]]
