@@ -295,6 +295,10 @@ class FakePublisher:
         if ack is not None:
             ack()
 
+    async def send_many(self, topic: str, records: Any, acks: Any = None) -> None:
+        for n, (key, value) in enumerate(records):
+            await self.send(topic, key, value, None, acks[n] if acks else None)
+
     async def flush(self) -> None:
         pass
 
@@ -344,7 +348,14 @@ def test_worker_publishes_chunks_then_commits_the_floor() -> None:
     engine = trained(cfg, 300)
     snap = engine.checkpoint()
     assert snap is not None
-    asyncio.run(worker._publish_snapshot(0, snap, "periodic"))
+
+    async def publish() -> None:
+        await worker._publish_snapshot(0, snap, "periodic")
+        # A periodic snapshot's floor is committed beside the processing: not yet, then once.
+        assert floors.commits == []
+        await worker.keeper.settle()
+
+    asyncio.run(publish())
     keys = [k.decode() for _, k, _, _ in publisher.sent]
     seq = snap["header"]["sequence"]
     assert keys[0] == snapshot_key(APP, 0, seq % 4) and len(keys) > 1
@@ -355,6 +366,58 @@ def test_worker_publishes_chunks_then_commits_the_floor() -> None:
     assert floors.commits == [(0, Floor(seq, engine.watermark))]
 
 
+class FailingFloors(FakeFloors):
+    """A floor store whose first ``failures`` commits fail (a broker away)."""
+
+    def __init__(self, failures: int) -> None:
+        super().__init__()
+        self.failures = failures
+
+    def commit(self, p: int, floor: Floor) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise OSError("the group coordinator is not available")
+        super().commit(p, floor)
+
+
+def test_a_revoked_partition_has_its_floors_committed_when_the_revocation_returns() -> None:
+    # The next owner reads the floors: a periodic snapshot's floor, committed beside the
+    # processing, is in by then, also when nothing new needs a final snapshot.
+    cfg = settings()
+    worker, _, floors = _worker(cfg)
+    engine = trained(cfg, 30, sequence=5)
+    periodic = engine.checkpoint()
+    assert periodic is not None
+
+    async def run() -> list[tuple[int, Floor]]:
+        await worker.on_assigned([0], {})
+        worker.engines[0] = engine  # the engine that periodic snapshot was taken of
+        await worker._publish_snapshot(0, periodic, "periodic")
+        await worker.on_revoked([0])  # nothing new since it: no final snapshot
+        return list(floors.commits)
+
+    assert asyncio.run(run()) == [(0, Floor(5, engine.watermark))]
+
+
+def test_a_floor_whose_commit_failed_is_committed_with_the_next_snapshot() -> None:
+    cfg = settings()
+    worker, _, _ = _worker(cfg)
+    floors = worker.keeper.floor_store = FailingFloors(failures=1)
+    first = trained(cfg, 30, sequence=5).checkpoint()
+    second = trained(cfg, 30, sequence=6).checkpoint()
+    assert first is not None and second is not None
+
+    async def run() -> None:
+        await worker._publish_snapshot(0, first, "periodic")
+        await worker.keeper.settle()
+        assert floors.commits == []  # failed: it stays in the worker, waiting
+        await worker._publish_snapshot(0, second, "periodic")
+        await worker.keeper.settle()
+
+    asyncio.run(run())
+    assert [floor.sequence for _, floor in floors.commits] == [6]
+
+
 def test_worker_refuses_an_older_snapshot_after_publishing_a_newer_one() -> None:
     # The floor in the worker process: what it published itself cannot be rolled back.
     cfg = settings()
@@ -362,6 +425,10 @@ def test_worker_refuses_an_older_snapshot_after_publishing_a_newer_one() -> None
     older = _found(cfg, [2])
     newer = trained(cfg, 30, sequence=5).checkpoint()
     assert newer is not None
-    asyncio.run(worker._publish_snapshot(0, newer, "periodic"))
-    asyncio.run(worker.on_assigned([0], {0: older}))
+
+    async def publish_then_take_over() -> None:
+        await worker._publish_snapshot(0, newer, "periodic")
+        await worker.on_assigned([0], {0: older})
+
+    asyncio.run(publish_then_take_over())
     assert worker.engines == {} and "at or above sequence 5" in worker.keeper.held[0]

@@ -60,6 +60,7 @@ class SnapshotKeeper:
         self.held: dict[int, str] = {}  # partition -> why
         self.floor_store: Any = None  # a FloorStore, made on first use (tests put a fake here)
         self._to_commit: dict[int, Floor] = {}
+        self._committing: asyncio.Task[None] | None = None  # floors committed beside the work
         self._alerts: list[tuple[int, str]] = []
 
     # ------------------------------------------------------------------ recovery
@@ -205,11 +206,13 @@ class SnapshotKeeper:
                 await w.publisher.send(w.topics.alerts, str(p).encode(), encode(record))
             except OutputTooLarge as exc:  # (cannot happen: a few hundred bytes)
                 log.error("partition %d: the hold alert was dropped: %s", p, exc)
+        await self.settle()
         await self._commit_floors()
 
-    async def _commit_floors(self) -> None:
-        pending, self._to_commit = self._to_commit, {}
-        for p, floor in sorted(pending.items()):
+    async def _commit_floors(self) -> bool:
+        """Commit the floors waiting; False when one failed (it waits for the next try)."""
+        committed = True
+        for p, floor in sorted(self._to_commit.items()):
             try:
                 await asyncio.to_thread(self._commit, p, floor)
             except Exception as exc:  # the in-process floor still holds; the next one retries
@@ -219,7 +222,32 @@ class SnapshotKeeper:
                     floor.sequence,
                     exc,
                 )
-                self._to_commit.setdefault(p, floor)
+                committed = False
+                continue
+            # Taken off only once committed (a cancelled commit stays for the next one), and
+            # only if no newer floor came meanwhile.
+            if self._to_commit.get(p) == floor:
+                del self._to_commit[p]
+        return committed
+
+    def _commit_beside(self) -> None:
+        # A periodic snapshot's floor is committed beside the processing, one commit at a time
+        # (~5 ms a round trip that held the worker's lock). A floor committed late only lags,
+        # as after a failed commit: recovery restores the newest snapshot that verifies
+        # anyway, and the in-process floor holds at once. Final snapshots (revoked, shutdown)
+        # and recoveries wait for their floors (settle()): the next owner reads them.
+        if self._committing is None or self._committing.done():
+            self._committing = asyncio.ensure_future(self._commit_while_pending())
+
+    async def _commit_while_pending(self) -> None:
+        while self._to_commit and await self._commit_floors():
+            pass
+
+    async def settle(self) -> None:
+        """Wait for the floors being committed beside the processing."""
+        committing, self._committing = self._committing, None
+        if committing is not None and not committing.done():
+            await committing
 
     def _commit(self, p: int, floor: Floor) -> None:
         if self.floor_store is None:
@@ -278,7 +306,11 @@ class SnapshotKeeper:
             return
         w._published[p] = (header["watermark"], header["label_watermark"])
         self._remember(p, Floor(sequence, header["watermark"]))
-        await self._commit_floors()
+        if reason == "periodic":
+            self._commit_beside()
+        else:
+            await self.settle()
+            await self._commit_floors()
         w.metrics.snapshot_seconds.labels("publish").observe(time.perf_counter() - started)
         w.metrics.snapshot_bytes.labels(str(p)).set(len(blob))
         w.metrics.snapshots.labels(reason).inc()

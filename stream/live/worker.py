@@ -213,6 +213,7 @@ class Worker(Processing):
                     self._dirty.discard(p)
                 else:
                     self._parked[p] = engine
+            await self.keeper.settle()  # the next owner reads the floors
             self.metrics.assigned.set(len(self.engines))
 
     def begin_assignment(self, partitions: Iterable[int]) -> int:
@@ -286,6 +287,7 @@ class Worker(Processing):
             for p, engine in sorted(self.engines.items()):
                 await self._final_snapshot(p, engine, "shutdown")
             await self.publisher.flush()
+            await self.keeper.settle()
             self.keeper.close()
 
     def status(self) -> dict[str, Any]:
