@@ -25,7 +25,9 @@ Nothing is started for you but the processes measured: the broker must be runnin
   same model as learning one at a time; the accuracy of each case is in BENCHMARKS.md). Each reads the topic
   from its start. Events/s = events / (last output's log-append time - first output's): every
   output topic is stamped by the broker (``LogAppendTime``), so Quix keeping the input's
-  timestamp on what it produces does not matter. Medians are quoted.
+  timestamp on what it produces does not matter. Medians are quoted. Beside them, (r) the
+  Quix app's River work alone (decode, predict, ADWIN, learn, encode) in the benchmark's own
+  process, no Kafka (CPU time): the floor under any per-record app with this model.
 * **Timeline** (``--timeline``). After each worker run, its outputs per 100 ms of log-append
   time: a worker that waits instead of computing shows windows with none (how the idle gaps of
   BENCHMARKS.md, "Idle gaps while reading a backlog", were found).
@@ -824,35 +826,60 @@ def quix_missing() -> str | None:
     return None
 
 
+class RiverStep:
+    """What the Quix app (q) does with an event, Kafka aside: the worker's model and error
+    detector, predict first, then learn; a small output record."""
+
+    def __init__(self) -> None:
+        from river import drift, linear_model, preprocessing
+
+        self.model = preprocessing.StandardScaler() | linear_model.LogisticRegression()
+        self.detector = drift.ADWIN(delta=0.01)  # the worker's default for the error signal
+        self.drifts = 0
+
+    def __call__(self, event: dict[str, Any]) -> dict[str, Any]:
+        x, y = event["x"], event.get("y")
+        proba = self.model.predict_proba_one(x)
+        prediction = max(proba, key=proba.__getitem__) if proba else None
+        if y is not None:
+            self.detector.update(0.0 if prediction == y else 1.0)
+            if self.detector.drift_detected:
+                self.drifts += 1
+            self.model.learn_one(x, y)
+        return {
+            "id": event["id"],
+            "prediction": prediction,
+            "confidence": proba.get(prediction) if proba else None,
+        }
+
+
+def river_alone(values: list[bytes], repeats: int) -> float:
+    """Events/s of :class:`RiverStep` on JSON ``values`` in this process (decode, step, encode;
+    no Kafka), median of ``repeats`` runs of CPU time: the floor under any per-record app with
+    this model."""
+    rates = []
+    for _ in range(repeats):
+        step, loads, dumps = RiverStep(), orjson.loads, orjson.dumps
+        started = time.process_time()
+        for value in values:
+            dumps(step(loads(value)))
+        rates.append(len(values) / (time.process_time() - started))
+    return statistics.median(rates)
+
+
 def quix_app(bootstrap: str, source: str, out: str, count: int, group: str, state_dir: str) -> int:
     """What a user of Quix Streams would write: the worker's model and error detector in one
     ``sdf.apply``, the output to a topic; Quix's defaults otherwise. Stops after ``count``
     outputs (or 30 s without input)."""
     from quixstreams import Application, message_context
-    from river import drift, linear_model, preprocessing
 
-    model = preprocessing.StandardScaler() | linear_model.LogisticRegression()
-    detector = drift.ADWIN(delta=0.01)  # the worker's default for the error signal
-    drifts = 0
+    step = RiverStep()
 
     def learn(event: dict[str, Any]) -> dict[str, Any]:
-        nonlocal drifts
-        x, y = event["x"], event.get("y")
-        proba = model.predict_proba_one(x)
-        prediction = max(proba, key=proba.__getitem__) if proba else None
-        if y is not None:
-            detector.update(0.0 if prediction == y else 1.0)
-            if detector.drift_detected:
-                drifts += 1
-            model.learn_one(x, y)
+        output = step(event)
         context = message_context()
-        return {
-            "id": event["id"],
-            "prediction": prediction,
-            "confidence": proba.get(prediction) if proba else None,
-            "partition": context.partition,
-            "offset": context.offset,
-        }
+        output.update(partition=context.partition, offset=context.offset)
+        return output
 
     app = Application(
         broker_address=bootstrap,
@@ -865,7 +892,7 @@ def quix_app(bootstrap: str, source: str, out: str, count: int, group: str, stat
     sdf = sdf.apply(learn)
     sdf.to_topic(app.topic(out, value_serializer="json"))
     app.run(count=count, timeout=30.0, collect=False)
-    print(f"quix app: {count} events, {drifts} ADWIN drifts", flush=True)
+    print(f"quix app: {count} events, {step.drifts} ADWIN drifts", flush=True)
     return 0
 
 
@@ -982,7 +1009,9 @@ def run(args: argparse.Namespace) -> int:
         try:
             source = topics.name("events")
             topics.create([source])
-            asyncio.run(produce_all(bootstrap, source, encoded_events(args.events)))
+            produced = encoded_events(args.events)
+            asyncio.run(produce_all(bootstrap, source, produced))
+            river_rate = river_alone([value for _, value in produced], max(3, args.repeats))
 
             # Each worker case: (run name, micro-batch size, extra settings); the run name
             # with the repeat's number names its topics (worker_topics).
@@ -1044,6 +1073,12 @@ def run(args: argparse.Namespace) -> int:
                 print(
                     f"default worker / Quix app: {median[default_case] / quix:.2f}x "
                     f"(target >= 2x); lean worker / Quix app: {median[lean_case] / quix:.2f}x"
+                )
+                print(
+                    f"(r) the Quix app's River work alone, in this process, no Kafka: "
+                    f"{river_rate:,.0f} events/s ({1e6 / river_rate:.1f} us per event); 2x the "
+                    f"Quix app is {2 * quix:,.0f} events/s ({1e6 / (2 * quix):.1f} us per event "
+                    f"for everything): {2 * quix / river_rate:.2f}x the River work alone"
                 )
 
             if args.profile is not None:
