@@ -1080,6 +1080,11 @@ def run(args: argparse.Namespace) -> int:
                     f"Quix app is {2 * quix:,.0f} events/s ({1e6 / (2 * quix):.1f} us per event "
                     f"for everything): {2 * quix / river_rate:.2f}x the River work alone"
                 )
+                floor_us = 1e6 / raw + 1e6 / river_rate
+                print(
+                    f"    the raw loop's Kafka work (a) + the River work (r): {floor_us:.1f} us per "
+                    f"event, {floor_us * 2 * quix / 1e6:.2f}x the time 2x the Quix app allows"
+                )
 
             if args.profile is not None:
                 print(f"\nprofile: a default-config worker under py-spy -> {args.profile}")
