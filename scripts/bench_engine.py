@@ -131,6 +131,12 @@ def main() -> int:
     )
     parser.add_argument("--quick", action="store_true", help="10k events, 3 repeats, 100k memory")
     parser.add_argument(
+        "--dataset",
+        default="sea-abrupt",
+        help="seeded dataset of driftline.offline.datasets the timings run on (sea-abrupt: 3 "
+        "features; hyperplane-stationary: the 8 features of bench_live.py)",
+    )
+    parser.add_argument(
         "--breakdown",
         action="store_true",
         help="also time the default config with one part off at a time (challengers, guard, "
@@ -148,7 +154,11 @@ def main() -> int:
     if args.quick:
         args.events, args.repeats, args.memory_events = 10_000, 3, 100_000
 
-    events = list(get_dataset("sea-abrupt").events(limit=args.events))
+    try:
+        dataset = get_dataset(args.dataset)
+    except ValueError as exc:
+        parser.error(str(exc))
+    events = list(dataset.events(limit=args.events))
     import orjson
 
     raw = [orjson.dumps(e) for e in events]
@@ -190,7 +200,7 @@ def main() -> int:
     if "default config + an ARF challenger" in sizes:
         sizes["default config + an ARF challenger"] = min(ARF_EVENTS, args.events)
     timings: dict[str, list[float]] = {name: [] for name in cases}
-    print(f"{args.events:,} events of sea-abrupt, {args.repeats} repeats, medians", flush=True)
+    print(f"{args.events:,} events of {args.dataset}, {args.repeats} repeats, medians", flush=True)
     for _ in range(args.repeats):
         for name, case in cases.items():
             gc.collect()
