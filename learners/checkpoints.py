@@ -16,6 +16,7 @@ import river
 
 from driftline.learners.config import LearningConfig
 from driftline.learners.outputs import Outputs
+from driftline.learners.pickling import fresh_copy
 from driftline.learners.slot import ModelSlot
 from driftline.learners.snapshot import SnapshotError, load_snapshot, sign_snapshot
 
@@ -94,7 +95,22 @@ class Checkpoints:
         self._snapshot_at_ms = self.clock_ms
         for slot in self.slots.values():
             slot.mark_good()
-        return self.checkpoint()
+        record = self.checkpoint()
+        self._renew_state()
+        return record
+
+    def _renew_state(self) -> None:
+        """Take an equal copy of the state in place of the state just pickled: pickling left its
+        objects slower to read for the rest of the run (:mod:`driftline.learners.pickling`).
+        What comes next is the same as without it, as after a restore."""
+        try:
+            state = fresh_copy(self._state())
+        except Exception:  # a model that will not pickle: it goes on as it is, only slower
+            return
+        for name, value in state.items():
+            setattr(self, name, value)
+        for slot in self.slots.values():
+            slot.config = self.config  # as a restore does: the one config, not a copy
 
     def checkpoint(self) -> dict[str, Any] | None:
         """A signed snapshot of the state as it is, with no side effect on what comes next: for

@@ -12,6 +12,7 @@ import pickle
 from collections.abc import Callable
 from typing import Any
 
+from driftline.learners import pickling
 from driftline.learners.challenger import Challenger, new_metric
 from driftline.learners.champions import ChampionAndChallengers
 from driftline.learners.config import LearningConfig
@@ -219,7 +220,7 @@ class ModelSlot(ChampionAndChallengers):
     def mark_good(self) -> None:
         """Remember the current model as the rollback target, unless it is under suspicion."""
         if not self.alarm_active and self.labels_learned >= self.config.fallback.warmup_labels:
-            self.last_good = pickle.dumps(self.model, protocol=pickle.HIGHEST_PROTOCOL)
+            self.last_good = pickling.dumps(self.model)
             self.last_good_version = self.version
             self._last_good_model = None
 

@@ -29,6 +29,8 @@ from typing import Any
 
 import orjson
 
+from driftline.learners import pickling
+
 MAGIC = b"DLSNAP1\n"
 _MAC_LEN = 32
 MIN_KEY_BYTES = 32
@@ -88,7 +90,8 @@ def _mac(key: bytes, signed: bytes) -> bytes:
 def sign_snapshot(state: Any, header: dict[str, Any], key: bytes) -> bytes:
     """Pickle, compress and sign ``state`` with its JSON-serialisable ``header``."""
     header_bytes = orjson.dumps(header)
-    body = zlib.compress(pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL), 3)
+    # Loaded, its objects keep the layout Python reads fast (driftline.learners.pickling).
+    body = zlib.compress(pickling.dumps(state), 3)
     signed = len(header_bytes).to_bytes(4, "big") + header_bytes + body
     return MAGIC + _mac(key, signed) + signed
 
@@ -147,6 +150,6 @@ def load_snapshot(
         check(header)
     try:
         return header, pickle.loads(zlib.decompress(body))
-    except (zlib.error, pickle.UnpicklingError, EOFError) as exc:
+    except (zlib.error, pickle.UnpicklingError, EOFError, AttributeError, ImportError) as exc:
         # Signed by us yet unreadable: a bug or a different driftline version.
         raise SnapshotError(f"refused: the snapshot body cannot be read ({exc})") from None
