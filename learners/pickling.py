@@ -30,9 +30,8 @@ import io
 import pickle
 from typing import Any
 
-_HEAPTYPE = (
-    1 << 9
-)  # Py_TPFLAGS_HEAPTYPE: a class defined in Python (or by a C extension at run time)
+#: Py_TPFLAGS_HEAPTYPE: a class defined in Python (or made by a C extension at run time).
+_HEAPTYPE = 1 << 9
 
 
 def _new_instance(cls: Any) -> Any:
