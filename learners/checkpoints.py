@@ -8,15 +8,16 @@ A mixin of :class:`driftline.learners.engine.Engine` (which sets every attribute
 from __future__ import annotations
 
 import math
+import pickle
 import time
 from collections import OrderedDict
 from typing import Any
 
 import river
 
+from driftline.learners import pickling
 from driftline.learners.config import LearningConfig
 from driftline.learners.outputs import Outputs
-from driftline.learners.pickling import fresh_copy
 from driftline.learners.slot import ModelSlot
 from driftline.learners.snapshot import SnapshotError, load_snapshot, sign_snapshot
 
@@ -104,9 +105,10 @@ class Checkpoints:
         objects slower to read for the rest of the run (:mod:`driftline.learners.pickling`).
         What comes next is the same as without it, as after a restore."""
         try:
-            state = fresh_copy(self._state())
-        except Exception:  # a model that will not pickle: it goes on as it is, only slower
-            return
+            pickled = pickling.dumps(self._state())
+        except (pickle.PicklingError, TypeError, AttributeError):
+            return  # a model that will not pickle: it goes on as it is, only slower
+        state = pickle.loads(pickled)  # (a failure here would be ours: not hidden)
         for name, value in state.items():
             setattr(self, name, value)
         for slot in self.slots.values():

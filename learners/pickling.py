@@ -9,17 +9,18 @@ once pickled or after a pickle round trip; the default engine's events cost ~17%
 first snapshot, for the rest of the run, and a restored engine from the start.
 
 :func:`dumps` pickles plain objects so that loading builds them attribute by attribute
-(``setattr``, which keeps the compact layout), and :func:`fresh_copy` gives state that loads
-that way: the engine takes it in place of its own after each periodic snapshot
+(``setattr``, which keeps the compact layout): the engine loads its state pickled that way in
+place of its own after each periodic snapshot
 (:meth:`driftline.learners.checkpoints.Checkpoints.snapshot`). Objects that pickle themselves
 (``__reduce__``, ``__setstate__``, ``__slots__``, builtin types, River's Rust-backed parts) are
 pickled as usual. The values are the same either way: only where Python keeps them differs.
 
+>>> import pickle
 >>> from river import drift
 >>> detector = drift.ADWIN(delta=0.01)
 >>> for value in (0.0, 1.0) * 50:
 ...     _ = detector.update(value)
->>> copy = fresh_copy(detector)
+>>> copy = pickle.loads(dumps(detector))
 >>> (copy.delta, copy.width, copy.estimation) == (detector.delta, detector.width, detector.estimation)
 True
 """
@@ -86,8 +87,3 @@ def dumps(obj: Any) -> bytes:
     buffer = io.BytesIO()
     _Pickler(buffer, protocol=pickle.HIGHEST_PROTOCOL).dump(obj)
     return buffer.getvalue()
-
-
-def fresh_copy(obj: Any) -> Any:
-    """An equal copy of ``obj`` (a pickle round trip) whose plain objects read fast again."""
-    return pickle.loads(dumps(obj))
