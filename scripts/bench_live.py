@@ -100,6 +100,8 @@ STOP_TIMEOUT_S = 30.0
 #: Slowest rate we wait for before calling a run stuck (events/s), on top of the start timeout.
 MIN_RATE = 500.0
 LATENCY_WARMUP_S = 5.0
+#: After each latency run, this many events at once: the same worker's CPU per event on a backlog.
+BACKLOG_EVENTS = 20_000
 #: The latency generator hands over what is due every this often (one batch each time).
 PACE_S = 0.005
 RSS_SAMPLE_S = 0.5
@@ -722,6 +724,14 @@ def latency_run(
         sent = asyncio.run(produce_paced(bootstrap, source, records, rate, warm))
         cpu_after, wall = thread_cpu_s(pid), time.monotonic() - wall_before
         wait_for_outputs(bootstrap, names["predictions"], len(records), process, "the worker")
+        cpu_paced = thread_cpu_s(pid)
+        # The same worker on a backlog: the main thread's CPU per event there, beside its CPU per
+        # paced event (BENCHMARKS.md, "Paced work costs more per event").
+        backlog = list(itertools.islice(cycle_events(50_000), BACKLOG_EVENTS))
+        asyncio.run(produce_all(bootstrap, source, backlog))
+        total = len(records) + len(backlog)
+        wait_for_outputs(bootstrap, names["predictions"], total, process, "the worker")
+        cpu_backlog = thread_cpu_s(pid)
         process.stop()
     appended = {}
     for record in read_topic(bootstrap, names["predictions"]):
@@ -738,7 +748,16 @@ def latency_run(
         "max": latencies[-1],
         "main_cpu": used.pop(pid, math.nan) / wall,
         "other_cpu": sum(used.values()) / wall if used else math.nan,
+        "main_us_paced": main_us(cpu_before, cpu_paced, pid, len(records)),
+        "main_us_backlog": main_us(cpu_paced, cpu_backlog, pid, len(backlog)),
     }
+
+
+def main_us(before: dict[int, float], after: dict[int, float], pid: int, events: int) -> float:
+    """The main thread's CPU per event between two :func:`thread_cpu_s` readings (us)."""
+    if pid not in after or not events:
+        return math.nan
+    return (after[pid] - before.get(pid, 0.0)) / events * 1e6
 
 
 def percentile(ordered: list[float], q: float) -> float:
@@ -1159,7 +1178,9 @@ def run(args: argparse.Namespace) -> int:
                         f"  run {repeat}: {lat['count']:,.0f} events: p50 {lat['p50']:.1f} ms, "
                         f"p99 {lat['p99']:.1f} ms, max {lat['max']:.1f} ms; worker CPU: main "
                         f"thread {lat['main_cpu']:.0%} of a core, other threads "
-                        f"{lat['other_cpu']:.0%}",
+                        f"{lat['other_cpu']:.0%}; main thread per event: "
+                        f"{lat['main_us_paced']:.0f} us paced, {lat['main_us_backlog']:.0f} us "
+                        f"on a backlog ({lat['main_us_paced'] / lat['main_us_backlog']:.2f}x)",
                         flush=True,
                     )
                 p50 = statistics.median(r["p50"] for r in runs)
@@ -1167,6 +1188,14 @@ def run(args: argparse.Namespace) -> int:
                 print(
                     f"  median of {len(runs)}: p50 {p50:.1f} ms, p99 {p99:.1f} ms "
                     "(target p99 <= 20 ms)"
+                )
+                paced = statistics.median(r["main_us_paced"] for r in runs)
+                backlog = statistics.median(r["main_us_backlog"] for r in runs)
+                print(
+                    f"  main thread per event, medians: {paced:.0f} us paced, {backlog:.0f} us on a "
+                    f"backlog ({paced / backlog:.2f}x): at {rate:,.0f} events/s the main thread "
+                    f"needs {paced * rate / 1e6:.0%} of a core, where the backlog's cost per "
+                    f"event would need {backlog * rate / 1e6:.0%}"
                 )
             if args.long > 0:
                 print(f"\nmemory, per-record worker, {args.long:,} events ...", flush=True)
