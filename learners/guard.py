@@ -148,8 +148,40 @@ class OutlierGuard:
             found.append(("label", z, self.label_stats))
         return found
 
+    def _accept_in_range(self, x: dict[str, Any]) -> bool:
+        """The common case in one pass: every numeric feature already tracked and inside the
+        range accepted so far (so none is an outlier, see :meth:`_outliers`): the event is
+        accepted and its values added, and ``True``. Otherwise nothing changes, and ``False``:
+        :meth:`check` judges the event the long way. (The guard runs for every event, and the
+        long way builds a list and calls ``add`` per feature: a third of its time.)"""
+        stats_by_name = self.stats
+        tracked = []
+        for name, value in x.items():
+            kind = type(value)
+            if kind is not float and kind is not int:
+                continue
+            stats = stats_by_name.get(name)
+            if stats is None or not stats.lo <= value <= stats.hi:
+                return False
+            tracked.append((stats, value))
+        self.accepted += 1
+        for stats, value in tracked:
+            # _Running.add written out (the same operations in the same order, so the same
+            # bits); the value is inside [lo, hi], which therefore stay.
+            n = stats.n + 1
+            stats.n = n
+            mean = stats.mean
+            delta = value - mean
+            mean += delta / n
+            stats.mean = mean
+            stats.m2 += delta * (value - mean)
+        return True
+
     def check(self, x: dict[str, Any], y: float | None = None) -> str | None:
         """Check an event: the reason it is flagged, or ``None`` (accepted)."""
+        ordinary = y is None and self.accepted >= self.warmup and not self.flag_run
+        if ordinary and self._accept_in_range(x):
+            return None
         numeric = [(name, v) for name, v in x.items() if (t := type(v)) is float or t is int]
         if self.accepted >= self.warmup and (found := self._outliers(numeric, y, True)):
             self.flag_run += 1

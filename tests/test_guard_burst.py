@@ -235,3 +235,48 @@ def test_a_promotion_hold_keeps_a_model_of_flipped_labels_from_being_promoted() 
     slot = engine.slots[None]
     assert slot.promotions == [] and slot.version == 1
     assert right_after / (RESUMED - 1000) > 0.85
+
+
+def test_the_guards_one_pass_for_ordinary_events_decides_and_learns_as_the_long_way(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``OutlierGuard._accept_in_range`` (every value inside the range accepted so far) takes
+    most events in one pass; turned off, every event goes the long way. Same verdicts, same
+    statistics to the bit, on a stream with outliers, bursts, a rebase, new features, integers,
+    booleans and strings."""
+    from driftline.learners.guard import OutlierGuard
+
+    rng = random.Random(11)
+    xs: list[dict[str, Any]] = []
+    for i in range(6000):
+        x: dict[str, Any] = {
+            "a": rng.gauss(5, 2),
+            "n": rng.randint(0, 9),
+            "s": "u",
+            "b": i % 2 == 0,
+        }
+        if i > 1500:
+            x["late"] = rng.random()  # a feature that comes later
+        if rng.random() < 0.01 or 3000 <= i < 3300:
+            x["a"] = 1e4 + rng.random()  # single outliers, and a burst
+        if i >= 4000:
+            x["n"] = 1000 + rng.randint(0, 9)  # a new regime: rebased after a run
+        xs.append(x)
+
+    def run() -> tuple[list[str | None], OutlierGuard]:
+        guard = OutlierGuard(z_threshold=6.0, warmup=200, rebase_after=500)
+        return [guard.check(x) for x in xs], guard
+
+    fast_verdicts, fast = run()
+    monkeypatch.setattr(OutlierGuard, "_accept_in_range", lambda self, x: False)
+    long_verdicts, long = run()
+
+    assert fast_verdicts == long_verdicts
+    assert sum(v is not None for v in fast_verdicts) > 300  # outliers and the burst flagged
+    assert fast.rebases == long.rebases == 1
+    assert (fast.accepted, fast.flagged) == (long.accepted, long.flagged)
+
+    def moments(guard: OutlierGuard) -> dict[str, tuple[float, ...]]:
+        return {k: (s.n, s.mean, s.m2, s.lo, s.hi) for k, s in guard.stats.items()}
+
+    assert moments(fast) == moments(long)
