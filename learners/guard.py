@@ -153,7 +153,7 @@ class OutlierGuard:
         range accepted so far (so none is an outlier, see :meth:`_outliers`): the event is
         accepted and its values added, and ``True``. Otherwise nothing changes, and ``False``:
         :meth:`check` judges the event the long way. (The guard runs for every event, and the
-        long way builds a list and calls ``add`` per feature: a third of its time.)"""
+        long way builds a list and calls ``add`` per feature: more than half of its time.)"""
         stats_by_name = self.stats
         tracked = []
         for name, value in x.items():
