@@ -26,6 +26,28 @@ class MicroBatches(EventSteps):
 
     process: Callable[..., None]  # the engine's per-event loop
 
+    def _inputs(self, features: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], Any]:
+        """The model inputs of a batch's validated feature dicts, and their frame.
+
+        The encoder gives back a dict itself when every value is a number and every name is
+        known already (:meth:`FeatureEncoder.encode`). A frame of such dicts has only integer
+        and float columns named by known names, and the other way round: then the batch is its
+        own input, and the frame made from it is the one, with no call per row. Any other batch
+        is encoded row by row. Missing features are absent in per-event mode; a frame needs a
+        value: the raw value 0."""
+        first = features[0]
+        if all((kind := type(value)) is float or kind is int for value in first.values()):
+            # (Only when the first row looks plain: a batch with text features is encoded
+            # right away, not framed twice.)
+            frame = pd.DataFrame.from_records(features)
+            if frame.columns.isin(self.encoder.names).all() and all(
+                dtype.kind in "if" for dtype in frame.dtypes
+            ):
+                return features, frame.fillna(0.0)
+        encode, counters = self.encoder.encode, self.counters
+        xs = [encode(x, counters) for x in features]
+        return xs, pd.DataFrame.from_records(xs).fillna(0.0)
+
     def process_batch(
         self,
         raws: list[bytes | str | dict[str, Any] | Decoded],
@@ -62,10 +84,7 @@ class MicroBatches(EventSteps):
             self._after_events()
             return
 
-        encode, counters = self.encoder.encode, self.counters
-        xs = [encode(event["x"], counters) for event, _, _ in events]
-        # Missing features are absent in per-event mode; a frame needs a value: the raw value 0.
-        frame = pd.DataFrame.from_records(xs).fillna(0.0)
+        xs, frame = self._inputs([event["x"] for event, _, _ in events])
         model_predictions: list[Any] = [None] * len(xs)
         probas: list[dict[Any, float] | None] = [None] * len(xs)
         try:

@@ -912,6 +912,63 @@ def test_batch_predicts_every_valid_event_with_the_same_record_shape() -> None:
     assert batch.metric.get() > 0.8
 
 
+def test_a_plain_batch_is_its_own_model_input_with_the_same_outputs_as_encoding_each_row(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A batch of numbers under known names skips the per-row encoding (``_inputs``); the
+    outputs are those of encoding every row, on batches that are plain, that bring a new
+    feature, booleans, text in rows after the first, integers beside floats, or a missing
+    feature."""
+    import pandas as pd
+
+    from driftline.learners.batch import MicroBatches
+
+    rng = random.Random(5)
+    items: list[dict[str, Any]] = []
+    for i in range(1200):
+        x: dict[str, Any] = {"a": rng.gauss(0, 1), "b": rng.randint(0, 5)}
+        if i >= 300:
+            x["late"] = rng.random()  # a new name in a batch of numbers
+        if 500 <= i < 600:
+            x["flag"] = i % 3 == 0  # booleans
+        if 700 <= i < 800 and i % 2:
+            x["town"] = rng.choice(["x", "y"])  # text, not in a batch's first row
+        if 900 <= i < 1000 and i % 2:
+            x["flag"] = i % 3 == 0  # booleans again (a known name), not in the first row
+        if i % 7 == 0:
+            del x["a"]  # missing
+        items.append({"id": i, "x": x, "y": x.get("a", 0.0) + x["b"] > 2.5})
+
+    shortcut = MicroBatches._inputs
+    taken: list[bool] = []
+
+    def watched(self: Any, features: list[dict[str, Any]]) -> Any:
+        xs, frame = shortcut(self, features)
+        taken.append(xs is features)
+        return xs, frame
+
+    def encode_rows(self: Any, features: list[dict[str, Any]]) -> Any:
+        xs = [self.encoder.encode(x, self.counters) for x in features]
+        return xs, pd.DataFrame.from_records(xs).fillna(0.0)
+
+    def outputs(inputs: Any) -> tuple[list[Any], dict[str, int], Any]:
+        monkeypatch.setattr(MicroBatches, "_inputs", inputs)
+        engine = Engine(make_config(fallback={"warmup_labels": 0}))
+        _batched(engine, items, 100)
+        out = engine.outputs.drain()
+        return out.predictions, dict(engine.counters), engine.encoder.names
+
+    plain, reference = outputs(watched), outputs(encode_rows)
+    # The batch path starts at the second batch (the task is known then): the 100s and 200s
+    # plain, 300s a new name, 400s plain, 500s booleans, 600s plain, 700s text, 800s plain,
+    # 900s booleans under a known name, then plain.
+    assert taken == [True, True, False, True, False, True, False, True, False, True, True]
+    assert [p["proba"] for p in plain[0]] == [p["proba"] for p in reference[0]]
+    assert [p["prediction"] for p in plain[0]] == [p["prediction"] for p in reference[0]]
+    assert plain[1] == reference[1]
+    assert plain[2] == reference[2] == {"a", "b", "late", "flag", "town"}
+
+
 def test_batch_predicts_with_the_model_as_it_was_then_learns_all() -> None:
     engine = Engine(make_config(fallback={"warmup_labels": 0}))
     events = list(sea_events(300))
