@@ -19,7 +19,7 @@ from driftline.learners import pickling
 from driftline.learners.config import LearningConfig
 from driftline.learners.outputs import Outputs
 from driftline.learners.slot import ModelSlot
-from driftline.learners.snapshot import SnapshotError, load_snapshot, sign_snapshot
+from driftline.learners.snapshot import SnapshotError, load_snapshot, sign_pickled
 
 DRIFTLINE_VERSION = "0.1.0"
 #: The layout of the engine state in a snapshot. 2: incidents, challengers and confirmation
@@ -96,18 +96,23 @@ class Checkpoints:
         self._snapshot_at_ms = self.clock_ms
         for slot in self.slots.values():
             slot.mark_good()
-        record = self.checkpoint()
-        self._renew_state()
-        return record
-
-    def _renew_state(self) -> None:
-        """Take an equal copy of the state in place of the state just pickled: pickling left its
-        objects slower to read for the rest of the run (:mod:`driftline.learners.pickling`).
-        What comes next is the same as without it, as after a restore."""
+        if self._key is not None:
+            self.counters["snapshots"] += 1  # before the state is taken: a restore counts it
         try:
             pickled = pickling.dumps(self._state())
         except (pickle.PicklingError, TypeError, AttributeError):
-            return  # a model that will not pickle: it goes on as it is, only slower
+            if self._key is not None:
+                raise  # a snapshot was asked for: the model that will not pickle is named
+            return None  # no snapshot; the state goes on as it is (only slower, see below)
+        record = self._emit(pickled, self._key) if self._key is not None else None
+        self._renew_state(pickled)
+        return record
+
+    def _renew_state(self, pickled: bytes) -> None:
+        """Take an equal copy of the state (just ``pickled``) in place of the state itself:
+        pickling left its objects slower to read for the rest of the run
+        (:mod:`driftline.learners.pickling`). What comes next is the same as without it, as
+        after a restore."""
         state = pickle.loads(pickled)  # (a failure here would be ours: not hidden)
         for name, value in state.items():
             setattr(self, name, value)
@@ -121,8 +126,12 @@ class Checkpoints:
         if self._key is None:
             return None
         self.counters["snapshots"] += 1  # before the state is taken: a restore counts this one
+        return self._emit(pickling.dumps(self._state()), self._key)
+
+    def _emit(self, pickled: bytes, key: bytes) -> dict[str, Any]:
+        """Sign the ``pickled`` state with its header; the record goes to the outputs."""
         header = self.header()
-        blob = sign_snapshot(self._state(), header, self._key)
+        blob = sign_pickled(pickled, header, key)
         record = {"partition": self.partition, "header": header, "blob": blob}
         self.outputs.snapshots.append(record)
         return record

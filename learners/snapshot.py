@@ -89,9 +89,14 @@ def _mac(key: bytes, signed: bytes) -> bytes:
 
 def sign_snapshot(state: Any, header: dict[str, Any], key: bytes) -> bytes:
     """Pickle, compress and sign ``state`` with its JSON-serialisable ``header``."""
-    header_bytes = orjson.dumps(header)
     # Loaded, its objects keep the layout Python reads fast (driftline.learners.pickling).
-    body = zlib.compress(pickling.dumps(state), 3)
+    return sign_pickled(pickling.dumps(state), header, key)
+
+
+def sign_pickled(pickled: bytes, header: dict[str, Any], key: bytes) -> bytes:
+    """:func:`sign_snapshot` of a state pickled already (by :func:`pickling.dumps`)."""
+    header_bytes = orjson.dumps(header)
+    body = zlib.compress(pickled, 3)
     signed = len(header_bytes).to_bytes(4, "big") + header_bytes + body
     return MAGIC + _mac(key, signed) + signed
 

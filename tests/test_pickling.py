@@ -52,7 +52,7 @@ def test_the_fresh_copy_changes_nothing_that_comes_out(monkeypatch: pytest.Monke
     # Three drifts, alerts, warnings and a challenger on the way; a snapshot every 500 events.
     events = list(get_dataset("sea-abrupt").events(limit=12_000))
     renewed = _outputs(_engine(every=500), events)
-    monkeypatch.setattr(Engine, "_renew_state", lambda self: None)
+    monkeypatch.setattr(Engine, "_renew_state", lambda self, pickled: None)
     kept = _outputs(_engine(every=500), events)
     assert renewed["alerts"], "the stream should raise alerts for this test to mean anything"
     assert renewed == kept
