@@ -180,6 +180,11 @@ def main() -> int:
     import orjson
 
     raw = [orjson.dumps(e) for e in events]
+    # The stream held in memory here (a live worker holds none) would be walked by every full
+    # collection, and the engine, allocating more than the bare loop, triggers more of them:
+    # frozen, like everything the live worker built before its first event (driftline.live.app).
+    gc.collect()
+    gc.freeze()
     cases: dict[str, Callable[[], float]] = {
         "bare River loop": lambda: bare_loop(events),
         "engine, per record (dict in)": lambda: engine_loop(events, SAME_WORK),
