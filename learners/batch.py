@@ -10,8 +10,21 @@ from typing import Any
 
 import pandas as pd
 
+from driftline.learners.columns import plain_features
 from driftline.learners.event_steps import EventSteps
 from driftline.learners.events import Decoded
+
+
+def _checked_features(raws: list[Any], max_abs: float) -> tuple[list[Any], Any] | None:
+    """:func:`plain_features` of the events' ``x``, when every event is a decoded object (an
+    empty batch, bytes or text: ``None``, and the per-event checks)."""
+    xs = []
+    for raw in raws:
+        value = raw.value if type(raw) is Decoded else raw
+        if type(value) is not dict:
+            return None
+        xs.append(value.get("x"))
+    return plain_features(xs, max_abs) if xs else None
 
 
 def _has_many(model: Any, classification: bool) -> bool:
@@ -26,8 +39,11 @@ class MicroBatches(EventSteps):
 
     process: Callable[..., None]  # the engine's per-event loop
 
-    def _inputs(self, features: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], Any]:
-        """The model inputs of a batch's validated feature dicts, and their frame.
+    def _inputs(
+        self, features: list[dict[str, Any]], frame: Any = None
+    ) -> tuple[list[dict[str, Any]], Any]:
+        """The model inputs of a batch's validated feature dicts, and their frame (``frame``:
+        theirs already, when :func:`plain_features` checked them).
 
         The encoder gives back a dict itself when every value is a number and every name is
         known already (:meth:`FeatureEncoder.encode`). A frame of such dicts has only integer
@@ -35,8 +51,10 @@ class MicroBatches(EventSteps):
         own input, and the frame made from it is the one, with no call per row. Any other batch
         is encoded row by row. Missing features are absent in per-event mode; a frame needs a
         value: the raw value 0."""
-        first = features[0]
-        if all((kind := type(value)) is float or kind is int for value in first.values()):
+        if frame is not None:
+            if frame.columns.isin(self.encoder.names).all():
+                return features, frame
+        elif all((kind := type(value)) is float or kind is int for value in features[0].values()):
             # (Only when the first row looks plain: a batch with text features is encoded
             # right away, not framed twice.)
             frame = pd.DataFrame.from_records(features)
@@ -71,9 +89,11 @@ class MicroBatches(EventSteps):
                 self.process(raw, offset, record_ts)
             return
 
+        checked = _checked_features(raws, self.config.engine.max_abs_value)
+        checked_xs: list[Any] = checked[0] if checked is not None else [None] * len(raws)
         events: list[tuple[dict[str, Any], int, int]] = []
-        for raw, offset in zip(raws, offsets, strict=True):
-            admitted = self._admit(raw, offset, record_ts)
+        for raw, offset, x in zip(raws, offsets, checked_xs, strict=True):
+            admitted = self._admit(raw, offset, record_ts, x)
             if admitted is None:
                 continue
             self.watermark = offset
@@ -84,7 +104,10 @@ class MicroBatches(EventSteps):
             self._after_events()
             return
 
-        xs, frame = self._inputs([event["x"] for event, _, _ in events])
+        if checked is not None and len(events) == len(raws):
+            xs, frame = self._inputs(checked_xs, checked[1])  # every row came in: its frame
+        else:
+            xs, frame = self._inputs([event["x"] for event, _, _ in events])
         model_predictions: list[Any] = [None] * len(xs)
         probas: list[dict[Any, float] | None] = [None] * len(xs)
         try:

@@ -90,14 +90,18 @@ class EventSteps(TaskAndMetric, AlertActions, Checkpoints):
         self.outputs.dead_letters.append(record)
 
     def _validate(
-        self, raw: bytes | str | dict | Decoded | Unparsed, offset: int
+        self,
+        raw: bytes | str | dict | Decoded | Unparsed,
+        offset: int,
+        features: dict[str, Any] | None = None,
     ) -> dict[str, Any] | None:
         cfg = self.config.engine
         try:
             if isinstance(raw, Decoded):
-                event = validate_event(decoded_value(raw, cfg.max_event_bytes), cfg.max_abs_value)
+                value = decoded_value(raw, cfg.max_event_bytes)
+                event = validate_event(value, cfg.max_abs_value, features)
             elif isinstance(raw, dict):
-                event = validate_event(raw, cfg.max_abs_value)
+                event = validate_event(raw, cfg.max_abs_value, features)
             elif isinstance(raw, Unparsed):
                 raise raw.error
             else:
@@ -128,10 +132,15 @@ class EventSteps(TaskAndMetric, AlertActions, Checkpoints):
             self.clock_ms = ts
 
     def _admit(
-        self, raw: Any, offset: int, record_ts: float | None
+        self,
+        raw: Any,
+        offset: int,
+        record_ts: float | None,
+        features: dict[str, Any] | None = None,
     ) -> tuple[dict[str, Any] | None, int] | None:
         """Count an event and validate it: ``None`` for a redelivered one (at or below the
-        watermark), else the event (``None`` when it was invalid: a dead letter) and its index."""
+        watermark), else the event (``None`` when it was invalid: a dead letter) and its index.
+        ``features``: its features, checked already with the rest of a micro-batch."""
         if offset <= self.watermark:
             self.counters["duplicates"] += 1  # already learned: at-least-once delivery resent it
             return None
@@ -139,7 +148,7 @@ class EventSteps(TaskAndMetric, AlertActions, Checkpoints):
         self.index = index + 1
         counters = self.counters
         counters["events"] += 1
-        event = self._validate(raw, offset)
+        event = self._validate(raw, offset, features)
         if event is not None:
             counters["valid"] += 1
             self._tick(event["ts"], record_ts)

@@ -207,8 +207,13 @@ def validate_features(
     return clean
 
 
-def validate_event(obj: Any, max_abs: float = DEFAULT_MAX_ABS) -> dict[str, Any]:
-    """Validate a decoded event and return it normalised (``id``, ``key``, ``ts``, ``x``, ``y``)."""
+def validate_event(
+    obj: Any, max_abs: float = DEFAULT_MAX_ABS, features: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Validate a decoded event and return it normalised (``id``, ``key``, ``ts``, ``x``, ``y``).
+
+    ``features``: its ``x`` validated already, with the others of a micro-batch
+    (:func:`driftline.learners.columns.plain_features`)."""
     if type(obj) is not dict and not isinstance(obj, dict):
         raise InvalidRecord(
             "not_object", f"an event must be a JSON object, got {type(obj).__name__}"
@@ -232,7 +237,7 @@ def validate_event(obj: Any, max_abs: float = DEFAULT_MAX_ABS) -> dict[str, Any]
         "id": event_id,
         "key": key,
         "ts": ts if type(ts) is int and MIN_TS_MS <= ts <= MAX_TS_MS else parse_timestamp(ts),
-        "x": validate_features(x, max_abs),
+        "x": validate_features(x, max_abs) if features is None else features,
         "y": None if y is None else y if type(y) is bool else check_label(y),
     }
 
