@@ -5,7 +5,7 @@ model are done for the whole batch at once."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import pandas as pd
@@ -118,7 +118,7 @@ class MicroBatches(EventSteps):
         else:
             xs, frame = self._inputs([event["x"] for event, _, _ in events])
         model_predictions: list[Any] = [None] * len(xs)
-        probas: list[dict[Any, float] | None] = [None] * len(xs)
+        probas: Sequence[dict[Any, float] | None] = [None] * len(xs)
         try:
             if classification:
                 proba_frame = slot.model.predict_proba_many(frame)

@@ -2,11 +2,11 @@
 
 Validating an event's features (:func:`driftline.learners.events.validate_features`) looks at each
 value in Python: for 8 features, ~0.8 µs an event, and framing the batch for River's ``*_many``
-calls another ~0.7. The batches a live stream sends are mostly alike: the same names, all floats.
-For such a batch one array holds every value, NumPy checks them all at once, and the same array
-is the model's frame. Anything else (a missing or extra name, an integer, a boolean, text, a null,
-a value out of range) gives ``None``: the batch goes the per-event way, whose errors name the
-event and the feature.
+calls another ~0.7. The batches a live stream sends are mostly alike: the same names, all numbers.
+For such a batch the frame is made first, NumPy checks all its values at once, and the same frame
+is the model's. Anything else (a missing or extra name, a boolean, text, a null, a value out of
+range) gives ``None``: the batch goes the per-event way, whose errors name the event and the
+feature.
 
 >>> checked = plain_features([{"a": 1.0, "b": 2.0}, {"b": 4.0, "a": 3.0}], 1e15)
 >>> checked[0], checked[1].to_dict("list")
@@ -24,13 +24,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+#: Beyond this, a float no longer holds every integer: the check in floats would round.
+_EXACT_INTEGERS = 2.0**53
 
-def plain_features(xs: list[Any], max_abs: float) -> tuple[list[dict[str, float]], Any] | None:
-    """Copies of the feature dicts ``xs`` and their frame (columns in the first row's order),
-    when every one is a dict of the same text names to finite floats within ``±max_abs``:
-    exactly what validating each would give. ``None`` otherwise."""
+
+def plain_features(
+    xs: list[Any], max_abs: float
+) -> tuple[list[dict[str, int | float]], Any] | None:
+    """Copies of the feature dicts ``xs`` and their frame (as ``DataFrame.from_records(xs)``
+    makes it), when every one is a dict of the same text names to finite numbers (int or
+    float) within ``±max_abs``: exactly what validating each would give. ``None`` otherwise."""
     first = xs[0]
-    if type(first) is not dict or not first:
+    if type(first) is not dict or not first or max_abs > _EXACT_INTEGERS:
         return None
     names = list(first)
     width = len(names)
@@ -43,14 +48,18 @@ def plain_features(xs: list[Any], max_abs: float) -> tuple[list[dict[str, float]
         rows = list(map(itemgetter(*names), xs)) if width > 1 else [(x[names[0]],) for x in xs]
     except KeyError:
         return None
-    # Exact types: a bool or an int would become a float in the array, not in a dict.
-    if set(map(type, chain.from_iterable(rows))) != {float}:
+    # Exact types: a boolean is a number to NumPy and pandas, not to the encoder.
+    if not set(map(type, chain.from_iterable(rows))) <= _NUMBERS:
         return None
-    values = np.array(rows, dtype=np.float64)
+    # From the rows, the frame from_records makes from the dicts: the same columns, dtypes and
+    # memory layout, so River's matrix products add in the same order, to the last bit.
+    frame = pd.DataFrame.from_records(rows, columns=names)
+    values = frame.to_numpy(dtype=np.float64)
     # False for nan too: the per-event way names it (non_finite, out_of_range).
     if not ((values >= -max_abs) & (values <= max_abs)).all():
         return None
     # Copies: a caller's dicts may change after the batch; a waiting label learns from these.
-    # Column by column in memory, as DataFrame.from_records lays them out: the model's matrix
-    # products then add in the same order, to the last bit.
-    return list(map(dict, xs)), pd.DataFrame(np.asfortranarray(values), columns=names)
+    return list(map(dict, xs)), frame
+
+
+_NUMBERS = {float, int}

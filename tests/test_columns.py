@@ -30,11 +30,26 @@ def test_a_batch_of_floats_under_the_same_names_is_checked_and_framed_at_once() 
     assert plain_features([{"only": 2.5}], 1e15) is not None  # one feature
 
 
+def test_integers_are_numbers_framed_as_from_records_frames_them() -> None:
+    import pandas as pd
+
+    xs = [{"a": 1.5, "n": 2, "m": 3}, {"a": 2, "n": 5, "m": 4.0}]
+    checked = plain_features(xs, 1e15)
+    assert checked is not None
+    expected = pd.DataFrame.from_records(xs)
+    assert checked[1].dtypes.tolist() == expected.dtypes.tolist() == ["float64", "int64", "float64"]
+    assert checked[1].equals(expected)
+    assert checked[0] == xs and type(checked[0][0]["n"]) is int
+    # An integer just past the limit is out of range, as validation says (no rounding).
+    assert plain_features([{"n": 10**15}, {"n": 10**15 + 1}], 1e15) is None
+    # A limit past 2**53 cannot be checked in floats: the per-event way.
+    assert plain_features([{"n": 1}], 2.0**60) is None
+
+
 @pytest.mark.parametrize(
     "second",
     [
-        {"a": 1.0, "b": 2},  # an integer: a frame would make it a float
-        {"a": 1.0, "b": True},  # a boolean: likewise
+        {"a": 1.0, "b": True},  # a boolean: a number to pandas, not to the encoder
         {"a": 1.0, "b": "red"},  # text
         {"a": 1.0, "b": None},  # a null: missing, dropped by validation
         {"a": 1.0},  # a missing name
@@ -58,9 +73,10 @@ def test_names_that_are_not_text_and_empty_features_go_the_per_event_way() -> No
 
 
 def _stream(seed: int) -> list[Any]:
-    """Batches of 50: plain floats as dicts, plain floats decoded by a driver, and batches with
-    one odd event each (an integer, a boolean, a null, a missing, extra or new name, nan, a value
-    out of range, a bad id, an oversized record), some events waiting for a late label."""
+    """Batches of 50: plain numbers as dicts, plain numbers decoded by a driver (an integer
+    among floats, a column of integers), and batches with one odd event each (a boolean, a null,
+    a missing, extra or new name, nan, a value out of range, a bad id, an oversized record), some
+    events waiting for a late label."""
     rng = random.Random(seed)
     items: list[Any] = []
     for i in range(1500):
@@ -71,7 +87,6 @@ def _stream(seed: int) -> list[Any]:
         batch, row = divmod(i, 50)
         if row == 17:
             odd = {
-                3: ("b", 2),
                 4: ("b", True),
                 5: ("b", None),
                 6: ("b", 1e16),
@@ -88,6 +103,10 @@ def _stream(seed: int) -> list[Any]:
                 event["id"] = ""  # a bad id, features fine
         if batch == 11:
             x["new"] = rng.random()  # a name the encoder has not seen, in every row
+        if batch == 3 and row == 17:
+            x["b"] = 2  # an integer among floats
+        if batch == 15:
+            x["c"] = rng.randint(0, 9)  # a column of integers
         if batch % 2:
             original = orjson.dumps(event, option=orjson.OPT_NON_STR_KEYS, default=repr)
             if batch == 13 and row == 17:
@@ -152,7 +171,7 @@ def test_the_engine_gives_the_same_outputs_with_and_without_the_column_check(
     taken = columns[0]
     # The first batch runs per event (no task yet) and has no column check; then the plain
     # batches take it, and the one with an odd event each does not.
-    plain_batches = [b for b in range(1, 30) if b not in {3, 4, 5, 6, 7, 8, 9, 12}]
+    plain_batches = [b for b in range(1, 30) if b not in {4, 5, 6, 7, 8, 9, 12}]
     assert [b for b, took in enumerate(taken, 1) if took] == plain_batches
     assert columns[1] == per_event[1]  # every prediction record, field by field
     assert columns[2] == per_event[2]  # every dead letter, with its original and position
