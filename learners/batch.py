@@ -85,20 +85,28 @@ class MicroBatches(EventSteps):
 
         Uses River's ``predict_proba_many`` / ``learn_many`` when the model has them (one mean
         gradient per batch for linear models: not the same numbers as looping ``learn_one``);
-        otherwise the same per-event path. Outputs have the same shape either way.
+        otherwise, and for a batch of fewer than ``engine.batch_min`` events (and than
+        ``engine.batch_size``), the same per-event path. Outputs have the same shape either way.
         """
         if offsets is None:
             offsets = list(range(self.index, self.index + len(raws)))
         # Per-key models, an unknown task or a model without *_many: the per-event path.
         slot = self._slot(None) if not self.config.model.per_key else None
         classification = self.task == "classification"
+        cfg = self.config.engine
         # Challengers predict each event before they learn it: the per-event path does that.
-        if slot is None or not _has_many(slot.model, classification) or slot.challengers:
+        # So does a batch cut short, which would cost more per event through *_many.
+        if (
+            slot is None
+            or not _has_many(slot.model, classification)
+            or slot.challengers
+            or len(raws) < min(cfg.batch_min, cfg.batch_size)
+        ):
             for raw, offset in zip(raws, offsets, strict=True):
                 self.process(raw, offset, record_ts)
             return
 
-        checked = _checked_features(raws, self.config.engine.max_abs_value)
+        checked = _checked_features(raws, cfg.max_abs_value)
         checked_xs: list[Any] = checked[0] if checked is not None else [None] * len(raws)
         events: list[tuple[dict[str, Any], int, int]] = []
         for raw, offset, x in zip(raws, offsets, checked_xs, strict=True):

@@ -315,6 +315,10 @@ class EngineConfig:
     task: Literal["auto", "classification", "regression"] = "auto"
     metric: str = "auto"
     batch_size: int = 1
+    #: A micro-batch of fewer events than this (and than ``batch_size``), cut short by a label
+    #: or a quiet stream, runs per event: River's ``*_many`` calls cost ~1.5 ms each whatever
+    #: the size, more than the per-event work of up to ~128 events (BENCHMARKS.md).
+    batch_min: int = 128
     rolling_window: int = 500
     max_event_bytes: int = 1_000_000
     max_abs_value: float = 1e15
@@ -330,6 +334,7 @@ class EngineConfig:
 
     def __post_init__(self) -> None:
         _check(self.batch_size >= 1, "engine.batch_size", f"must be >= 1, got {self.batch_size}")
+        _check(self.batch_min >= 1, "engine.batch_min", f"must be >= 1, got {self.batch_min}")
         valid = ("auto", *METRICS["classification"], *METRICS["regression"])
         _check(self.metric in valid, "engine.metric", f"{self.metric!r}; valid: {', '.join(valid)}")
         for task, names in METRICS.items():

@@ -515,6 +515,39 @@ def test_micro_batches_with_late_labels_learn_every_label() -> None:
     assert summary["learned"] == 3000
 
 
+def test_micro_batches_cut_short_by_late_labels_run_per_event(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With labels 50 events late, a batch of 1000 is cut each time a label falls due: batches
+    of one event (and the first of 51), each fewer than engine.batch_min, so every event goes
+    the per-event way (not ~1.5 ms of pandas per event) and the run is the per-record run."""
+    from driftline.learners.batch import MicroBatches
+
+    inputs = MicroBatches._inputs
+    calls: list[int] = []
+
+    def counted(self: Any, features: Any, frame: Any = None) -> Any:
+        calls.append(len(features))  # a batch framed for predict_proba_many
+        return inputs(self, features, frame)
+
+    monkeypatch.setattr(MicroBatches, "_inputs", counted)
+    runs = {}
+    for batch in ("1", "1000"):
+        summary = run_backtest(
+            settings(ENGINE__BATCH_SIZE=batch, SNAPSHOT__EVERY_EVENTS="0"),
+            open_source(dataset="sea-abrupt", limit=3000),
+            label_delay=50,
+            show_progress=False,
+        )
+        runs[batch] = summary
+    per_record, batched = runs["1"], runs["1000"]
+    assert batched["learned"] == per_record["learned"] == 3000
+    assert batched["metric"] == per_record["metric"]
+    assert batched["alerts"] == per_record["alerts"]
+    assert batched["predicted_by"] == per_record["predicted_by"]
+    assert calls == []  # not one frame and predict_proba_many, for batches of one event
+
+
 def test_baseline_is_the_same_model_without_drift_handling() -> None:
     from driftline.offline.backtest import baseline_config
 

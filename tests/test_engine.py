@@ -986,6 +986,33 @@ def test_batch_predicts_with_the_model_as_it_was_then_learns_all() -> None:
     assert slot.labels_learned == 200 and engine.counters["learned"] == 200
 
 
+def test_a_batch_cut_shorter_than_batch_min_runs_per_event() -> None:
+    """Fewer events than engine.batch_min (and than batch_size): the per-event path, the same
+    bits as process() per event; a batch of batch_min events: one learn_many."""
+    config = make_config(
+        fallback={"warmup_labels": 0}, engine={"batch_size": 1000, "batch_min": 40}
+    )
+    events = list(sea_events(400))
+    short, single, full = Engine(config), Engine(config), Engine(config)
+    feed(single, events)
+    for start in range(0, 400, 39):  # 39 < 40: every batch runs per event
+        chunk = events[start : start + 39]
+        short.process_batch(chunk, list(range(start, start + len(chunk))))
+    assert short.outputs.drain().predictions == single.outputs.drain().predictions
+    assert pickle.dumps(short.slots[None].model) == pickle.dumps(single.slots[None].model)
+    full.process_batch(events[:40], list(range(40)))  # no task yet: per event
+    full.process_batch(events[40:80], list(range(40, 80)))  # 40: learn_many
+    per_event = Engine(config)
+    feed(per_event, events[:80])
+    assert full.counters["learned"] == per_event.counters["learned"] == 80
+    assert pickle.dumps(full.slots[None].model) != pickle.dumps(per_event.slots[None].model)
+    # batch_min never asks for more than batch_size: full batches of 20 use learn_many.
+    small = Engine(make_config(fallback={"warmup_labels": 0}, engine={"batch_size": 20}))
+    for start in range(0, 80, 20):
+        small.process_batch(events[start : start + 20], list(range(start, start + 20)))
+    assert pickle.dumps(small.slots[None].model) != pickle.dumps(per_event.slots[None].model)
+
+
 def test_batch_of_a_model_without_learn_many_runs_per_event() -> None:
     config = make_config(model={"name": "hoeffding_tree"}, fallback={"warmup_labels": 0})
     items: list[Any] = list(sea_events(600))
