@@ -19,12 +19,16 @@ def _checked_features(raws: list[Any], max_abs: float) -> tuple[list[Any], Any] 
     """:func:`plain_features` of the events' ``x``, when every event is a decoded object (an
     empty batch, bytes or text: ``None``, and the per-event checks)."""
     xs = []
+    decoded = True  # names from JSON are exactly str
     for raw in raws:
-        value = raw.value if type(raw) is Decoded else raw
+        if type(raw) is Decoded:
+            value = raw.value
+        else:
+            value, decoded = raw, False
         if type(value) is not dict:
             return None
         xs.append(value.get("x"))
-    return plain_features(xs, max_abs) if xs else None
+    return plain_features(xs, max_abs, text_names=decoded) if xs else None
 
 
 def _proba_dicts(classes: list[Any], rows: list[list[float]]) -> list[dict[Any, float]]:
@@ -100,7 +104,7 @@ class MicroBatches(EventSteps):
             slot is None
             or not _has_many(slot.model, classification)
             or slot.challengers
-            or len(raws) < min(cfg.batch_min, cfg.batch_size)
+            or 0 < len(raws) < min(cfg.batch_min, cfg.batch_size)  # (empty: _after_events)
         ):
             for raw, offset in zip(raws, offsets, strict=True):
                 self.process(raw, offset, record_ts)

@@ -24,24 +24,32 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-#: Beyond this, a float no longer holds every integer: the check in floats would round.
+#: From this on, a float no longer holds every integer: the check in floats would round
+#: (2**53 + 1 would pass a limit of 2**53).
 _EXACT_INTEGERS = 2.0**53
 
 
 def plain_features(
-    xs: list[Any], max_abs: float
+    xs: list[Any], max_abs: float, text_names: bool = False
 ) -> tuple[list[dict[str, int | float]], Any] | None:
     """Copies of the feature dicts ``xs`` and their frame (as ``DataFrame.from_records(xs)``
     makes it), when every one is a dict of the same text names to finite numbers (int or
-    float) within ``±max_abs``: exactly what validating each would give. ``None`` otherwise."""
+    float) within ``±max_abs``: exactly what validating each would give. ``None`` otherwise.
+
+    ``text_names``: every name is known to be exactly ``str`` (decoded from JSON), so they need
+    no check past the first row's."""
     first = xs[0]
-    if type(first) is not dict or not first or max_abs > _EXACT_INTEGERS:
+    if type(first) is not dict or not first or max_abs >= _EXACT_INTEGERS:
         return None
     names = list(first)
     width = len(names)
     if any(type(name) is not str for name in names):
         return None
     if not all([type(x) is dict and len(x) == width for x in xs]):
+        return None
+    # Validation spells a name that is not exactly str with str(): a str subclass equal to a
+    # name (numpy.str_) would stay one here, and JSON encoders refuse it as a key.
+    if not text_names and set(map(type, chain.from_iterable(xs))) != {str}:
         return None
     try:
         # Raises KeyError when a row lacks a name; with its length equal, it has no other.
@@ -53,8 +61,11 @@ def plain_features(
         return None
     # From the rows, the frame from_records makes from the dicts: the same columns, dtypes and
     # memory layout, so River's matrix products add in the same order, to the last bit.
-    frame = pd.DataFrame.from_records(rows, columns=names)
-    values = frame.to_numpy(dtype=np.float64)
+    try:
+        frame = pd.DataFrame.from_records(rows, columns=names)
+        values = frame.to_numpy(dtype=np.float64)
+    except OverflowError:  # an integer past any float (10**400): out of range, per event
+        return None
     # False for nan too: the per-event way names it (non_finite, out_of_range).
     if not ((values >= -max_abs) & (values <= max_abs)).all():
         return None

@@ -30,6 +30,24 @@ def test_a_batch_of_floats_under_the_same_names_is_checked_and_framed_at_once() 
     assert plain_features([{"only": 2.5}], 1e15) is not None  # one feature
 
 
+class _Name(str):
+    def __str__(self) -> str:
+        return "renamed"
+
+
+def test_a_name_that_is_not_exactly_str_goes_the_per_event_way() -> None:
+    """Validation spells it with str() (here "renamed"); JSON encoders refuse a str subclass."""
+    xs = [{"a": 1.0, "b": 2.0}, {"a": 1.0, _Name("b"): 3.0}]
+    assert list(validate_features(xs[1])) == ["a", "renamed"]
+    assert plain_features(xs, 1e15) is None
+    assert plain_features([{_Name("b"): 2.0}], 1e15, text_names=True) is None  # the first row
+    # Names decoded from JSON are str: past the first row they are not looked at.
+    plain = [{"a": 1.0, "b": 2.0}, {"b": 3.0, "a": 1.0}]
+    trusted, checked = plain_features(plain, 1e15, text_names=True), plain_features(plain, 1e15)
+    assert trusted is not None and checked is not None
+    assert trusted[0] == checked[0] and trusted[1].equals(checked[1])
+
+
 def test_integers_are_numbers_framed_as_from_records_frames_them() -> None:
     import pandas as pd
 
@@ -42,8 +60,9 @@ def test_integers_are_numbers_framed_as_from_records_frames_them() -> None:
     assert checked[0] == xs and type(checked[0][0]["n"]) is int
     # An integer just past the limit is out of range, as validation says (no rounding).
     assert plain_features([{"n": 10**15}, {"n": 10**15 + 1}], 1e15) is None
-    # A limit past 2**53 cannot be checked in floats: the per-event way.
-    assert plain_features([{"n": 1}], 2.0**60) is None
+    # From 2**53 on, a limit cannot be checked in floats (2**53 + 1 would round to it).
+    assert plain_features([{"n": 1}], 2.0**53) is None
+    assert plain_features([{"n": 1}], 2.0**53 - 1) is not None
 
 
 @pytest.mark.parametrize(
@@ -59,6 +78,7 @@ def test_integers_are_numbers_framed_as_from_records_frames_them() -> None:
         {"a": 1.0, "b": math.inf},
         {"a": 1.0, "b": 2e15},  # out of range
         {"a": 1.0, "b": [2.0]},
+        {"a": 1.0, "b": 10**400},  # past any float: out of range, not an OverflowError
         "not an object",
         None,
     ],
@@ -120,8 +140,8 @@ def _stream(seed: int) -> list[Any]:
 def _run(items: list[Any], check_columns: bool, monkeypatch: pytest.MonkeyPatch) -> Any:
     taken: list[bool] = []
 
-    def plain(xs: list[Any], max_abs: float) -> Any:
-        checked = plain_features(xs, max_abs) if check_columns else None
+    def plain(xs: list[Any], max_abs: float, text_names: bool = False) -> Any:
+        checked = plain_features(xs, max_abs, text_names) if check_columns else None
         taken.append(checked is not None)
         return checked
 

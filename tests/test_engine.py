@@ -1013,6 +1013,15 @@ def test_a_batch_cut_shorter_than_batch_min_runs_per_event() -> None:
     assert pickle.dumps(small.slots[None].model) != pickle.dumps(per_event.slots[None].model)
 
 
+def test_an_empty_batch_still_does_what_follows_events(monkeypatch: pytest.MonkeyPatch) -> None:
+    engine = Engine(make_config(fallback={"warmup_labels": 0}, engine={"batch_size": 1000}))
+    feed(engine, sea_events(50))
+    after: list[int] = []
+    monkeypatch.setattr(Engine, "_after_events", lambda self: after.append(self.index))
+    engine.process_batch([], [])  # expired early labels, a quiet incident, a due snapshot
+    assert after == [50]
+
+
 def test_batch_of_a_model_without_learn_many_runs_per_event() -> None:
     config = make_config(model={"name": "hoeffding_tree"}, fallback={"warmup_labels": 0})
     items: list[Any] = list(sea_events(600))
