@@ -10,8 +10,8 @@ from typing import Any
 
 import pandas as pd
 
+from driftline.learners.batch_columns import ColumnScoring
 from driftline.learners.columns import plain_features
-from driftline.learners.event_steps import EventSteps
 from driftline.learners.events import Decoded
 
 
@@ -47,7 +47,7 @@ def _has_many(model: Any, classification: bool) -> bool:
     return callable(getattr(model, predict, None)) and callable(getattr(model, "learn_many", None))
 
 
-class MicroBatches(EventSteps):
+class MicroBatches(ColumnScoring):
     """The micro-batch path of :class:`driftline.learners.engine.Engine`."""
 
     process: Callable[..., None]  # the engine's per-event loop
@@ -145,30 +145,38 @@ class MicroBatches(EventSteps):
         except Exception:
             slot.predict_errors += 1
 
-        learn_rows: list[int] = []
-        learn_labels: list[Any] = []
-        guard_on = self.config.guard.enabled
         # Every row was predicted by the model as it was at the start of the batch.
         version = slot.version
-        for row, ((event, offset, index), xm) in enumerate(zip(events, xs, strict=True)):
+        learn_rows: list[int] = []
+        guard_on = self.config.guard.enabled
+        row = 0
+        while row < len(events):
+            # A quiet stretch of labelled rows by column (none when a row may change how the
+            # next is served), then the next row through the per-event steps.
+            done = self._score_columns(slot, events, model_predictions, probas, version, row)
+            learn_rows += range(row, row + done)
+            row += done
+            if row == len(events):
+                break
+            (event, offset, index), xm = events[row], xs[row]
             y = event["y"]
             flagged = guard_on and self._guard(event["x"], y, index)
             model_prediction = model_predictions[row]
             entry = self._predicted(
                 event, offset, index, slot, xm, model_prediction, probas[row], version, flagged
             )
-            if entry is None or not self._score(entry, y):
-                continue  # waits for its label, or flagged by the guard
-            slot.learn_beside(xm, y, model_prediction, version, entry[7])
-            learn_rows.append(row)
-            learn_labels.append(y)
-            # After a model was replaced inside the batch, its rows' errors (predicted by the
-            # replaced model) say nothing about the new one, whose monitor starts afresh.
-            self._watch_error(slot, entry[0], model_prediction, y, version, index, entry[8])
+            if entry is not None and self._score(entry, y):  # else: waits, or flagged
+                slot.learn_beside(xm, y, model_prediction, version, entry[7])
+                learn_rows.append(row)
+                # After a model was replaced inside the batch, its rows' errors (predicted by
+                # the replaced model) say nothing about the new one, whose monitor starts afresh.
+                self._watch_error(slot, entry[0], model_prediction, y, version, index, entry[8])
+            row += 1
 
         if learn_rows:
             batch_x = frame if len(learn_rows) == len(frame) else frame.iloc[learn_rows]
-            if slot.learn_many(batch_x, pd.Series(learn_labels, index=batch_x.index)):
+            labels = [events[row][0]["y"] for row in learn_rows]
+            if slot.learn_many(batch_x, pd.Series(labels, index=batch_x.index)):
                 self.counters["learned"] += len(learn_rows)
         slot.drop_stale_background(self.index)
         self._after_events()

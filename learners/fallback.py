@@ -34,6 +34,18 @@ class BaselineFallback:
         else:
             self.mean += (float(y) - self.mean) / self.n
 
+    def learn_many(self, ys: list[Any]) -> None:
+        """:meth:`learn` each label in turn (classification: one count per label, in a loop
+        without a call per label)."""
+        if self.task != "classification":
+            for y in ys:
+                self.learn(y)
+            return
+        counts = self.counts
+        for y in ys:
+            counts[y] = counts.get(y, 0) + 1
+        self.n += len(ys)
+
     def predict(self) -> tuple[Any, dict[Any, float] | None]:
         if self.task != "classification":
             return (self.mean if self.n else None), None

@@ -184,6 +184,20 @@ class RollingAccuracy:
     def get(self) -> float:
         return self.hits / len(self.window) if self.window else 0.0
 
+    def update_each(self, hits: list[bool]) -> list[float]:
+        """:meth:`update` with each of ``hits`` (``y_true == y_pred``) in turn; what
+        :meth:`get` gave before each (a micro-batch's records carry it)."""
+        window, size, total = self.window, self.window_size, self.hits
+        before = []
+        for hit in hits:
+            before.append(total / len(window) if window else 0.0)
+            if len(window) == size:
+                total -= window[0]
+            window.append(hit)
+            total += hit
+        self.hits = total
+        return before
+
 
 def _finite(value: float) -> float | None:
     return value if math.isfinite(value) else None

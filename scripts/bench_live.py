@@ -677,7 +677,7 @@ def summarize_profile(path: Path, top: int = 25) -> str:
     threads: dict[str, int] = {}
     areas: dict[str, int] = {}
     total = 0
-    for line in path.read_text().splitlines():
+    for line in path.read_text().split("\n"):  # not splitlines: a frame may hold \x1c
         stack, _, count_text = line.rpartition(" ")
         if not stack:
             continue
