@@ -149,15 +149,17 @@ class MicroBatches(ColumnScoring):
         version = slot.version
         learn_rows: list[int] = []
         guard_on = self.config.guard.enabled
+        columns = self._columns_possible()
         row = 0
         while row < len(events):
             # A quiet stretch of labelled rows by column (none when a row may change how the
             # next is served), then the next row through the per-event steps.
-            done = self._score_columns(slot, events, model_predictions, probas, version, row)
-            learn_rows += range(row, row + done)
-            row += done
-            if row == len(events):
-                break
+            if columns:
+                done = self._score_columns(slot, events, model_predictions, probas, version, row)
+                learn_rows += range(row, row + done)
+                row += done
+                if row == len(events):
+                    break
             (event, offset, index), xm = events[row], xs[row]
             y = event["y"]
             flagged = guard_on and self._guard(event["x"], y, index)

@@ -50,24 +50,18 @@ def update_accuracy(metric: Any, ys: list[Any], predictions: list[Any]) -> None:
 class ColumnScoring(EventSteps):
     """The column path of :class:`driftline.learners.batch.MicroBatches`."""
 
-    def _columns_apply(self, slot: ModelSlot, version: int) -> bool:
-        """Whether a row's steps can change nothing the next row's depend on, but by an alert
-        of the error's monitor (where the column path stops)."""
+    def _columns_possible(self) -> bool:
+        """Whether this engine's settings let a row change nothing the next row's serving
+        depends on but through its error's monitor (once per batch: no row changes them)."""
         cfg = self.config
         return (
             self.task == "classification"
             and type(self.metric) is metrics.Accuracy
-            and type(slot.champion_metric) is metrics.Accuracy
             and (self.rolling is None or type(self.rolling) is RollingAccuracy)
             and not cfg.guard.enabled
             and self.features is None
             and self.prediction_monitor is None
             and self.slices is None
-            and not slot.challengers
-            and slot.version == version
-            # Warm (the fallback keeps no cold score) and trusted: the model serves every row.
-            and slot.labels_learned >= cfg.fallback.warmup_labels
-            and not (slot.alarm_active and not cfg.policy.trust_model_during_alarm)
         )
 
     def _score_columns(
@@ -80,9 +74,18 @@ class ColumnScoring(EventSteps):
         start: int,
     ) -> int:
         """Serve, emit and score the labelled rows from ``start`` on by column, up to the first
-        without a label or the first alert; returns how many (0: the per-event steps do the
-        next row)."""
-        if not self._columns_apply(slot, version):
+        without a label or the first that moved the error's monitor's alarm; returns how many
+        (0: the per-event steps do the next row). Only where :meth:`_columns_possible`."""
+        cfg = self.config
+        if (
+            model_predictions[start] is None  # River could not predict the batch (all None)
+            or slot.challengers
+            or slot.version != version
+            or type(slot.champion_metric) is not metrics.Accuracy
+            # Warm (the fallback keeps no cold score) and trusted: the model serves every row.
+            or slot.labels_learned < cfg.fallback.warmup_labels
+            or (slot.alarm_active and not cfg.policy.trust_model_during_alarm)
+        ):
             return 0
         ys: list[Any] = []
         for event, _, _ in events[start:]:
@@ -92,15 +95,18 @@ class ColumnScoring(EventSteps):
             ys.append(y)
         end = start + len(ys)
         predictions = model_predictions[start:end]
-        if not ys or None in predictions:  # (None: River could not predict the batch)
+        if not ys:
             return 0
         alert = None
         if slot.monitored(predictions[0]):
-            update = slot.monitor.update  # type: ignore[union-attr]
+            monitor = slot.monitor
+            update, alarm = monitor.update, monitor.alarm_active  # type: ignore[union-attr]
             for row, (y, prediction) in enumerate(zip(ys, predictions, strict=True), start):
                 alert = update(0.0 if prediction == y else 1.0, events[row][2])
-                if alert is not None:
-                    end = row + 1  # the rows up to it are settled before it is acted on
+                # An alarm may also start without an alert (one in its cooldown is not sent),
+                # and it decides who serves the next row: the rows up to it are settled first.
+                if alert is not None or monitor.alarm_active != alarm:  # type: ignore[union-attr]
+                    end = row + 1
                     del ys[end - start :], predictions[end - start :]
                     break
         self._settle(slot, events[start:end], ys, predictions, probas[start:end], version)

@@ -165,3 +165,26 @@ def test_rows_scored_by_column_leave_what_the_per_event_steps_leave(
         if name == "lean, reset at once":
             # An alert inside a batch: the rows up to it by column, the rest per event.
             assert any(rows < 0 for rows in done)
+
+
+def test_an_alarm_that_starts_without_an_alert_stops_the_column_path(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A drift inside the cooldown of the one before sends no alert, yet turns the alarm on, and
+    the fallback serves the next row (trust_model_during_alarm = false): found by review."""
+    rng = random.Random(0)
+    items = []
+    for i in range(4000):
+        x1, x2 = rng.uniform(0, 10), rng.uniform(0, 10)
+        flipped = (i // 100) % 2 == 1  # the concept flips every 100 events
+        items.append({"id": i, "x": {"a": x1, "b": x2}, "y": (x1 + x2 > 10) != flipped})
+    config = CONFIGS["no rolling metric, fallback during alarms"]
+    done, outputs, state, losses = _run(items, config, True, monkeypatch)
+    _, per_event_outputs, per_event_state, per_event_losses = _run(
+        items, config, False, monkeypatch
+    )
+    assert outputs[0] == per_event_outputs[0]
+    assert outputs[3] == per_event_outputs[3]
+    assert (state, losses) == (per_event_state, per_event_losses)
+    assert outputs[3]["predicted_by_fallback"] > 0
+    assert sum(map(abs, done)) > 1000
