@@ -10,6 +10,7 @@ from typing import Any
 
 import pandas as pd
 
+from driftline.learners.batch_admission import BatchAdmission
 from driftline.learners.batch_columns import ColumnScoring
 from driftline.learners.columns import plain_features
 from driftline.learners.events import Decoded
@@ -47,7 +48,7 @@ def _has_many(model: Any, classification: bool) -> bool:
     return callable(getattr(model, predict, None)) and callable(getattr(model, "learn_many", None))
 
 
-class MicroBatches(ColumnScoring):
+class MicroBatches(ColumnScoring, BatchAdmission):
     """The micro-batch path of :class:`driftline.learners.engine.Engine`."""
 
     process: Callable[..., None]  # the engine's per-event loop
@@ -112,15 +113,7 @@ class MicroBatches(ColumnScoring):
 
         checked = _checked_features(raws, cfg.max_abs_value)
         checked_xs: list[Any] = checked[0] if checked is not None else [None] * len(raws)
-        events: list[tuple[dict[str, Any], int, int]] = []
-        for raw, offset, x in zip(raws, offsets, checked_xs, strict=True):
-            admitted = self._admit(raw, offset, record_ts, x)
-            if admitted is None:
-                continue
-            self.watermark = offset
-            event, index = admitted
-            if event is not None:
-                events.append((event, offset, index))
+        events = self._admit_rows(raws, offsets, record_ts, checked_xs)
         if not events:
             self._after_events()
             return
