@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import aiokafka
+import aiokafka.consumer.fetcher
 import faust
 import pytest
 from faust.assignor import PartitionAssignor
@@ -130,6 +131,14 @@ def test_the_private_names_of_aiokafka_exist_with_the_signatures_used() -> None:
     consumer_source = inspect.getsource(aiokafka.AIOKafkaConsumer)
     assert "assignors=self._partition_assignment_strategy" in consumer_source
     assert "self._fetch_max_wait_ms" in inspect.getsource(aiokafka.AIOKafkaConsumer.start)
+    # PREFETCH_BACKOFF_S: the fetcher reads its backoff whenever fetched records arrive, and
+    # fetches nothing from a broker while records of one of its partitions wait within it.
+    fetcher = inspect.getsource(aiokafka.consumer.fetcher.Fetcher)
+    assert "backoff=self._prefetch_backoff" in fetcher
+    assert "if node_id in backoff_by_nodes:" in fetcher
+    # ... the fetcher exists once Faust's consumer thread has started aiokafka's consumer.
+    on_start = inspect.getsource(driver.AIOKafkaConsumerThread.on_start)
+    assert "await self._consumer.start()" in on_start
 
 
 def test_a_fetch_response_sets_the_highwater_before_the_fetch_time() -> None:

@@ -42,9 +42,9 @@ def events(first: int, count: int) -> list[Record]:
     ]
 
 
-async def _worker(publisher: SlowPublisher) -> Worker:
-    # No waiting at the head for labels (max_idle 0): every event may go once it is handed over.
-    settings = load_settings(environ={"DRIFTLINE_LABELS__MAX_IDLE_MS": "0"})
+async def _worker(publisher: SlowPublisher, max_idle_ms: int = 0) -> Worker:
+    # By default no waiting at the head for labels: every event may go once it is handed over.
+    settings = load_settings(environ={"DRIFTLINE_LABELS__MAX_IDLE_MS": str(max_idle_ms)})
     worker = Worker(
         settings,
         KEY,
@@ -127,3 +127,30 @@ def test_a_fetch_landing_between_the_looks_never_makes_caught_up_newer() -> None
     claimed = asyncio.run(run())
     assert len(looks) == 2
     assert claimed is None or claimed <= 1_000.0, f"caught up as of {claimed} ms"
+
+
+def test_events_waiting_at_the_head_go_when_their_wait_is_over_without_a_tick() -> None:
+    """An event handed over waits ``labels.max_idle_ms`` for a label on its way; when nothing
+    else is handed over, the processing task looks again once that wait can be over, not only
+    at the worker's next tick (50 ms later, on a backlog: a worker idle with the wait over)."""
+
+    async def run() -> tuple[int, int, float]:
+        worker = await _worker(SlowPublisher(delay=0), max_idle_ms=200)
+        processing = asyncio.ensure_future(worker.process_forever())
+        try:
+            await worker.handle_events(events(0, 200))  # wakes the task: nothing may go yet
+            await asyncio.sleep(0)  # the task's first look
+            at_first_look = worker.engines[0].counters["events"]
+            waited = worker._head_wait_s() or 0.0
+            for _ in range(300):  # no tick, no hand-over: bounded at 3 s
+                if worker.engines[0].counters["events"] == 200:
+                    break
+                await asyncio.sleep(0.01)
+            return at_first_look, worker.engines[0].counters["events"], waited
+        finally:
+            processing.cancel()
+
+    at_first_look, processed, waited = asyncio.run(run())
+    assert at_first_look == 0  # still waiting for labels that might be on their way
+    assert 0 < waited <= 0.205  # the rest of the 200 ms, plus the look after it
+    assert processed == 200

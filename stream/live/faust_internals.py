@@ -16,6 +16,9 @@ What is private, and why:
   records were fetched still gets them (Faust drops them, and nothing fetches them again). The app is wired through ``App._new_transport``, ``Consumer._new_consumer_thread``.
 * **Fetch wait** (``AIOKafkaConsumerThread._create_worker_consumer``, aiokafka's
   ``_fetch_max_wait_ms``): Faust hard-codes 1500 ms.
+* **Prefetch backoff** (``AIOKafkaConsumerThread.on_start``, then aiokafka's
+  ``_ensure_consumer()._fetcher._prefetch_backoff``): aiokafka's consumer takes no such option,
+  and its 100 ms left events waiting for a labels fetch (:data:`PREFETCH_BACKOFF_S`).
 * **Co-partitioning assignor**: the same override gives aiokafka's consumer Faust's
   ``PartitionAssignor`` explicitly (``_partition_assignment_strategy``); Faust's driver picks it
   only when ``table_standby_replicas > 0`` or a changelog table exists, and otherwise aiokafka's
@@ -49,6 +52,12 @@ FETCH_MAX_WAIT_MS = 10
 #: active when it started: a partition resumed meanwhile (flow control) is not fetched for until
 #: the next wait, so Faust's 1 s left a worker idle for up to a second after every resume.
 FETCH_WAIT_S = 0.02
+
+#: How long aiokafka fetches nothing from a broker while records it fetched from it wait to be
+#: taken (its 100 ms). Events wait in the worker until the labels partition is read to its end
+#: as of a fetch ``labels.max_idle_ms`` after them; on one broker, while a backlog of events sat
+#: in aiokafka's buffer, that fetch came only every ~100 ms.
+PREFETCH_BACKOFF_S = 0.01
 
 #: ``hand_over(records)``: aiokafka ``ConsumerRecord`` objects of one partition, in offset order.
 HandOver = Callable[[list[Any]], Awaitable[None]]
@@ -123,6 +132,10 @@ def fast_delivery_app(
             self._assignor = self.app.assignor
             consumer._partition_assignment_strategy = [self.app.assignor]
             return consumer
+
+        async def on_start(self) -> None:
+            await super().on_start()  # creates and starts aiokafka's consumer, and its fetcher
+            self._ensure_consumer()._fetcher._prefetch_backoff = PREFETCH_BACKOFF_S
 
     class FastDeliveryConsumer(driver.Consumer):
         def _new_consumer_thread(self) -> Any:

@@ -9,6 +9,7 @@ records over (``Worker.handle_events`` / ``handle_labels``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import time
@@ -31,6 +32,12 @@ LABELS_WAITING_MAX = 50_000
 PUBLISH_EVERY = 500
 #: Records applied out of their time order are logged at most this often per partition (seconds).
 REORDERED_LOG_S = 10.0
+#: While events wait at the head of a partition (``labels.max_idle_ms``), the processing task
+#: looks again this soon after their wait can first be over (seconds), then as often until they
+#: go: a labels fetch (every few ms) ends it. Waiting for the next hand-over or tick (50 ms)
+#: instead left the worker idle with the wait over: on a backlog whose fetching was paused, a
+#: third of its time (bench_live: lean micro-batch 45k events/s, 72k with no wait at all).
+HEAD_RECHECK_S = 0.005
 
 
 class Processing:
@@ -44,6 +51,7 @@ class Processing:
     _order: dict[int, LabelOrder]
     _lock: asyncio.Lock
     _wake: asyncio.Event
+    _max_idle_ms: float
     _dirty: set[int]
     _paused: set[tuple[str, int]]
     _flow: Callable[[str, int, bool], None] | None
@@ -57,9 +65,23 @@ class Processing:
         """The worker's processing task: whenever records were handed over (or the tick says
         time passed), process what their label orders let go."""
         while True:
-            await self._wake.wait()
+            timeout = self._head_wait_s()
+            if timeout is None:
+                await self._wake.wait()
+            else:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout)
             self._wake.clear()
             await self.process_ready()
+
+    def _head_wait_s(self) -> float | None:
+        """How long until the event that came first of those waiting at the head of a
+        partition may go, plus HEAD_RECHECK_S (None: no event waits)."""
+        read_at = [o.events.queue[0][1] for o in self._order.values() if o.events.queue]
+        if not read_at:
+            return None
+        due_ms = min(read_at) + self._max_idle_ms
+        return max(due_ms - time.time() * 1000, 0.0) / 1000 + HEAD_RECHECK_S
 
     async def process_ready(self) -> None:
         """Process what the label orders let go now, a slice per partition at a time.
