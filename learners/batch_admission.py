@@ -53,8 +53,11 @@ class BatchAdmission(EventSteps):
         index, watermark, clock = self.index, self.watermark, self.clock_ms
         for raw, offset, x in zip(raws, offsets, xs, strict=True):
             if x is not None and offset > watermark and known_label is not None:
-                # (x: the batch was checked, so each row is a decoded object, or a dict given.)
+                # (x: the batch was checked, so each row is a decoded object, or a dict given,
+                # with its "x": checked by the caller, looked up again here all the same.)
                 obj = raw.value if type(raw) is Decoded else raw if type(raw) is dict else None
+                if obj is not None and "x" not in obj:
+                    obj = None
             else:
                 obj = None
             if obj is not None and (type(raw) is dict or len(raw.original) <= max_bytes):
@@ -78,7 +81,11 @@ class BatchAdmission(EventSteps):
                     if t is not None and t > clock:
                         clock = t
                     continue
+            # The rows before, counted first: _admit may raise (the engine's driver goes on).
             self.index, self.watermark, self.clock_ms = index, watermark, clock
+            self.counters["events"] += plain
+            self.counters["valid"] += plain
+            plain = 0
             admitted = admit(raw, offset, record_ts, x)
             if admitted is not None:
                 self.watermark = offset

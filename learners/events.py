@@ -135,7 +135,8 @@ def parse_timestamp(value: Any) -> int | None:
             "bad_ts", f'"ts" must be epoch milliseconds or ISO-8601, got {_quote(value)}'
         )
     if isinstance(value, int | float):
-        if not math.isfinite(value):
+        # (Not for an int: isfinite overflows on one past any float, which is out of range.)
+        if isinstance(value, float) and not math.isfinite(value):
             raise InvalidRecord("bad_ts", f'"ts" must be epoch milliseconds, got {value!r}')
         if not MIN_TS_MS <= value <= MAX_TS_MS:
             raise _out_of_range(value, value)
@@ -306,7 +307,10 @@ class Unparsed:
 
 def _quote(value: Any, limit: int = 200) -> str:
     """``repr(value)``, cut to about ``limit`` characters (a detail must stay small)."""
-    text = repr(value)
+    try:
+        text = repr(value)
+    except ValueError:  # an int of more digits than Python will print (sys.int_info)
+        return f"an integer of {value.bit_length():,} bits"
     return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
 
 

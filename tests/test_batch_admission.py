@@ -7,6 +7,7 @@ import copy
 from typing import Any
 
 import orjson
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -154,3 +155,35 @@ def test_an_id_that_waits_for_its_label_is_refused_inline_too() -> None:
     assert [event["id"] for event, _, _ in events] == [5]
     assert engine.dead_letter_reasons == {"duplicate_id": 1}
     assert engine.outputs.dead_letters[0]["position"] == 10
+
+
+def test_rows_admitted_inline_before_a_failing_row_are_counted() -> None:
+    """The engine's driver logs an error in a batch and goes on with the engine: the rows
+    admitted before it must be in the counters, as the per-row way counted them."""
+    engine = _engine([True, False])
+    before = engine.counters["events"]
+
+    def fails(*args: Any) -> None:
+        raise RuntimeError("a bug in admission")
+
+    engine._admit = fails  # type: ignore[method-assign]
+    raws = [_row(1, None, None, True, "dict", False), _row(2, None, True, True, "dict", False)]
+    with pytest.raises(RuntimeError):
+        engine._admit_rows(raws, [10, 11], None, [dict(X)] * 2)
+    assert engine.counters["events"] - before == 1
+    assert engine.index == before + 1 and engine.watermark == 10
+
+
+def test_a_row_without_x_is_refused_even_with_features_given() -> None:
+    engine = _engine([True, False])
+    events = engine._admit_rows([{"id": 1, "y": True}], [10], None, [dict(X)])
+    assert events == []
+    assert engine.dead_letter_reasons == {"missing_x": 1}
+
+
+def test_a_timestamp_past_any_float_is_a_bad_ts_not_a_crash() -> None:
+    engine = _engine([True, False])
+    raws = [_row(1, None, 10**400, True, "dict", False), _row(2, None, None, True, "dict", False)]
+    events = engine._admit_rows(raws, [10, 11], None, [dict(X)] * 2)
+    assert [event["id"] for event, _, _ in events] == [2]
+    assert engine.dead_letter_reasons == {"bad_ts": 1}

@@ -324,3 +324,11 @@ def test_iso_timestamp_matches_its_epoch_milliseconds(moment: datetime) -> None:
     expected = int(moment.timestamp() * 1000)
     assert parse_timestamp(moment.isoformat()) == expected
     assert parse_timestamp(moment.isoformat().replace("+00:00", "Z")) == expected
+
+
+def test_an_integer_timestamp_past_any_float_is_refused_by_its_size() -> None:
+    for huge in (10**400, 10**5000):  # (the second has more digits than Python will print)
+        with pytest.raises(InvalidRecord) as caught:
+            parse_timestamp(huge)
+        assert caught.value.reason == "bad_ts"
+    assert "an integer of 16,610 bits" in str(caught.value)

@@ -154,3 +154,54 @@ def test_events_waiting_at_the_head_go_when_their_wait_is_over_without_a_tick() 
     assert at_first_look == 0  # still waiting for labels that might be on their way
     assert 0 < waited <= 0.205  # the rest of the 200 ms, plus the look after it
     assert processed == 200
+
+
+def test_a_stop_that_comes_with_a_wake_up_ends_the_processing_task() -> None:
+    """Events wait at the head (a timer is armed for their wait); a hand-over or tick and the
+    worker's stop land in one turn of the loop: the task must end on that one cancel."""
+
+    async def run() -> bool:
+        worker = await _worker(SlowPublisher(delay=0), max_idle_ms=60_000)
+        await worker.handle_events(events(0, 10))
+        task = asyncio.ensure_future(worker.process_forever())
+        await asyncio.sleep(0.05)  # its first look is over: it waits for the wake or the timer
+        worker._wake.set()
+        task.cancel()
+        for _ in range(100):  # bounded: 1 s
+            if task.done():
+                break
+            await asyncio.sleep(0.01)
+        done = task.done()
+        task.cancel()  # (so that a failing run still ends)
+        return done
+
+    assert asyncio.run(run())
+
+
+def test_events_that_wait_for_lagging_labels_are_not_polled_for() -> None:
+    """Events held back by labels behind them (not by labels.max_idle_ms) are looked at on the
+    next hand-over or tick, as before: the processing task does not poll for them."""
+
+    async def run() -> tuple[float | None, float | None, int]:
+        settings = load_settings(environ={"DRIFTLINE_LABELS__MAX_IDLE_MS": "0"})
+        worker = Worker(
+            settings,
+            KEY,
+            AckingPublisher(),  # type: ignore[arg-type]
+            WorkerMetrics(dict),
+            # The labels partition holds 5 records none of which was read: never caught up.
+            lambda topic, p: 5 if topic == settings.kafka.topics.labels else None,
+        )
+        worker.keeper.floor_store = NoFloors()
+        await worker.on_assigned([0], {})
+        await worker.handle_events(events(0, 10))
+        await worker.process_ready()
+        soon = worker._head_wait_s()
+        await asyncio.sleep(0.07)
+        await worker.process_ready()
+        return soon, worker._head_wait_s(), worker.engines[0].counters["events"]
+
+    soon, later, processed = asyncio.run(run())
+    assert processed == 0  # they wait for the labels
+    assert soon is not None and soon <= 0.006  # their wait may just have ended: looked at again
+    assert later is None  # 70 ms past it: they wait for something else

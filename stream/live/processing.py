@@ -9,7 +9,6 @@ records over (``Worker.handle_events`` / ``handle_labels``).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 import time
@@ -38,6 +37,9 @@ REORDERED_LOG_S = 10.0
 #: instead left the worker idle with the wait over: on a backlog whose fetching was paused, a
 #: third of its time (bench_live: lean micro-batch 45k events/s, 72k with no wait at all).
 HEAD_RECHECK_S = 0.005
+#: ... for at most this long past it (ms): an event that still waits then waits for labels
+#: behind (the next hand-over or tick looks again), and polling would only spend CPU.
+HEAD_RECHECK_FOR_MS = 50.0
 
 
 class Processing:
@@ -69,19 +71,28 @@ class Processing:
             if timeout is None:
                 await self._wake.wait()
             else:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout)
+                # A timer, not wait_for: on Python 3.11 wait_for can swallow a cancellation
+                # that comes with a wake-up (the worker's stop then waits for ever).
+                timer = asyncio.get_running_loop().call_later(timeout, self._wake.set)
+                try:
+                    await self._wake.wait()
+                finally:
+                    timer.cancel()
             self._wake.clear()
             await self.process_ready()
 
     def _head_wait_s(self) -> float | None:
         """How long until the event that came first of those waiting at the head of a
-        partition may go, plus HEAD_RECHECK_S (None: no event waits)."""
+        partition may go, plus HEAD_RECHECK_S (None: no event waits, or one waits for longer
+        than HEAD_RECHECK_FOR_MS past that: for lagging labels, which hand-overs and the tick
+        look at)."""
         read_at = [o.events.queue[0][1] for o in self._order.values() if o.events.queue]
         if not read_at:
             return None
-        due_ms = min(read_at) + self._max_idle_ms
-        return max(due_ms - time.time() * 1000, 0.0) / 1000 + HEAD_RECHECK_S
+        late_ms = time.time() * 1000 - (min(read_at) + self._max_idle_ms)
+        if late_ms > HEAD_RECHECK_FOR_MS:
+            return None
+        return max(-late_ms, 0.0) / 1000 + HEAD_RECHECK_S
 
     async def process_ready(self) -> None:
         """Process what the label orders let go now, a slice per partition at a time.
