@@ -49,7 +49,7 @@ class BatchAdmission(EventSteps):
         max_bytes = self.config.engine.max_event_bytes
         pending = self.pending
         admit = self._admit
-        plain = 0  # rows admitted here: counted at the end
+        plain = 0  # rows admitted here, not yet counted (at the end, or before _admit)
         index, watermark, clock = self.index, self.watermark, self.clock_ms
         for raw, offset, x in zip(raws, offsets, xs, strict=True):
             if x is not None and offset > watermark and known_label is not None:
@@ -83,9 +83,10 @@ class BatchAdmission(EventSteps):
                     continue
             # The rows before, counted first: _admit may raise (the engine's driver goes on).
             self.index, self.watermark, self.clock_ms = index, watermark, clock
-            self.counters["events"] += plain
-            self.counters["valid"] += plain
-            plain = 0
+            if plain:
+                self.counters["events"] += plain
+                self.counters["valid"] += plain
+                plain = 0
             admitted = admit(raw, offset, record_ts, x)
             if admitted is not None:
                 self.watermark = offset

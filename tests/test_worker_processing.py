@@ -42,15 +42,18 @@ def events(first: int, count: int) -> list[Record]:
     ]
 
 
-async def _worker(publisher: SlowPublisher, max_idle_ms: int = 0) -> Worker:
-    # By default no waiting at the head for labels: every event may go once it is handed over.
+async def _worker(
+    publisher: AckingPublisher, max_idle_ms: int = 0, labels_highwater: int = 0
+) -> Worker:
+    # By default no waiting at the head for labels: every event may go once it is handed over,
+    # the labels partition read to its end (none of its records read: labels_highwater 0).
     settings = load_settings(environ={"DRIFTLINE_LABELS__MAX_IDLE_MS": str(max_idle_ms)})
     worker = Worker(
         settings,
         KEY,
         publisher,  # type: ignore[arg-type]
         WorkerMetrics(dict),
-        lambda topic, p: 0 if topic == settings.kafka.topics.labels else None,
+        lambda topic, p: labels_highwater if topic == settings.kafka.topics.labels else None,
     )
     worker.keeper.floor_store = NoFloors()
     await worker.on_assigned([0], {})
@@ -183,17 +186,8 @@ def test_events_that_wait_for_lagging_labels_are_not_polled_for() -> None:
     next hand-over or tick, as before: the processing task does not poll for them."""
 
     async def run() -> tuple[float | None, float | None, int]:
-        settings = load_settings(environ={"DRIFTLINE_LABELS__MAX_IDLE_MS": "0"})
-        worker = Worker(
-            settings,
-            KEY,
-            AckingPublisher(),  # type: ignore[arg-type]
-            WorkerMetrics(dict),
-            # The labels partition holds 5 records none of which was read: never caught up.
-            lambda topic, p: 5 if topic == settings.kafka.topics.labels else None,
-        )
-        worker.keeper.floor_store = NoFloors()
-        await worker.on_assigned([0], {})
+        # The labels partition holds 5 records none of which was read: never caught up.
+        worker = await _worker(AckingPublisher(), labels_highwater=5)
         await worker.handle_events(events(0, 10))
         await worker.process_ready()
         soon = worker._head_wait_s()
