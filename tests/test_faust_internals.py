@@ -30,6 +30,7 @@ from driftline.live.faust_internals import (
     UntestedVersionError,
     check_versions,
     fast_delivery_app,
+    release_held,
     worker_consumer_settings,
 )
 
@@ -202,6 +203,7 @@ def test_the_worker_consumer_gets_faust_co_partitioning_assignor(standby_replica
             "t-internals-assignor",
             {},
             nothing,
+            lambda tps: set(),
             broker="kafka://127.0.0.1:1",
             autodiscover=False,
             table_standby_replicas=standby_replicas,
@@ -254,7 +256,11 @@ def test_records_fetched_before_a_pause_are_all_handed_over() -> None:
 
     async def run() -> None:
         app = fast_delivery_app(
-            "it-pause", {"events": (2, hand_over)}, stop_hook, broker="kafka://127.0.0.1:1"
+            "it-pause",
+            {"events": (2, hand_over)},
+            stop_hook,
+            lambda tps: set(),
+            broker="kafka://127.0.0.1:1",
         )
         consumer = app.consumer
         consumer._active_partitions = {tp}
@@ -284,3 +290,48 @@ def test_records_fetched_before_a_pause_are_all_handed_over() -> None:
     # A short wait for records: it only asks for the partitions active when it starts, so a
     # partition resumed meanwhile would wait out Faust's 1 s (the worker idle all along).
     assert waits and max(waits) <= 0.1
+
+
+def test_partitions_being_restored_stay_paused_until_released() -> None:
+    """Faust resumes every partition of an assignment (its table recovery) before it sends
+    ``on_partitions_assigned``. The worker's partitions must not be fetched from until their
+    engines are restored and the consumer is at their watermarks: records fetched from wherever
+    aiokafka was went into the worker first, the ones between the watermark and them after the
+    seek (out of order: late labels applied after later events, or skipped)."""
+    from faust.types import TP
+
+    events, labels, other = TP("events", 1), TP("labels", 1), TP("other", 0)
+    calls: list[str] = []
+
+    async def stop_hook() -> None:
+        return None
+
+    def before_assigned(tps: set[TP]) -> set[TP]:
+        calls.append(f"before {sorted(tps)}")
+        return {events, labels}
+
+    async def run() -> tuple[set[TP], set[TP]]:
+        app = fast_delivery_app(
+            "it-assign", {}, stop_hook, before_assigned, broker="kafka://127.0.0.1:1"
+        )
+        consumer = app.consumer
+
+        async def faust_takes_it(assigned: Any, generation_id: int = 0) -> None:
+            calls.append(f"faust, flow {consumer.flow_active}")
+            consumer.pause_partitions(assigned)
+            consumer.resume_partitions(assigned)  # as Faust's recovery does
+
+        consumer.stop_flow()  # as at the revocation
+        consumer._on_partitions_assigned = faust_takes_it
+        try:
+            await consumer.on_partitions_assigned({events, labels, other}, 2)
+            active_after_faust = set(consumer._get_active_partitions())
+            release_held(app, {events, labels})
+            return active_after_faust, set(consumer._get_active_partitions())
+        finally:
+            close_consumer_thread_loop(app)
+
+    after_faust, after_release = asyncio.run(run())
+    assert calls == [f"before {sorted([events, labels, other])}", "faust, flow False"]
+    assert after_faust == {other}
+    assert after_release == {events, labels, other}

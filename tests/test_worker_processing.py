@@ -199,3 +199,22 @@ def test_events_that_wait_for_lagging_labels_are_not_polled_for() -> None:
     assert processed == 0  # they wait for the labels
     assert soon is not None and soon <= 0.006  # their wait may just have ended: looked at again
     assert later is None  # 70 ms past it: they wait for something else
+
+
+def test_records_handed_over_again_go_into_the_order_once() -> None:
+    # After the seek to a snapshot's watermarks the consumer hands over again records it had
+    # handed over before the seek (fetched from the start of the partition): they must not
+    # count twice in the order (their times would hold later records back, or let them go).
+    async def run() -> tuple[int, int, int]:
+        publisher = SlowPublisher(delay=0)
+        worker = await _worker(publisher)
+        await worker.handle_events(events(0, 100))
+        await worker.handle_events(events(60, 100))  # 60..99 again, then 100..159
+        waiting = len(worker._order[0].events.queue)
+        await worker.process_ready()
+        return waiting, worker.engines[0].counters["duplicates"], publisher.predictions
+
+    waiting, duplicates, predicted = asyncio.run(run())
+    assert waiting == 160
+    assert duplicates == 40
+    assert predicted == 160

@@ -104,6 +104,7 @@ def build_app(settings: Settings, snapshot_key: bytes) -> tuple[faust.App, Worke
         default_partition,
         fast_delivery_app,
         last_fetch_ms,
+        release_held,
     )
     from driftline.live.metrics import WorkerMetrics
     from driftline.live.publisher import Publisher
@@ -124,10 +125,23 @@ def build_app(settings: Settings, snapshot_key: bytes) -> tuple[faust.App, Worke
             log.warning("stopping with chunks not processed after %.0f s", DRAIN_TIMEOUT_S)
         await worker.process_ready()  # what their label orders let go (the rest waits there)
 
+    def events_partitions(tps: Any) -> set[int]:
+        return {tp.partition for tp in tps if tp.topic == names.events}
+
+    # The assignment begun before Faust resumed fetching (before_assigned), for on_assigned.
+    begun: list[int] = []
+
+    def before_assigned(assigned: Any) -> set[Any]:
+        # Before Faust resumes fetching: the partitions of the new assignment stay paused until
+        # their engines are restored and the consumer is at their watermarks (restore below).
+        begun.append(worker.begin_assignment(events_partitions(assigned)))
+        return {tp for tp in assigned if tp.topic in (names.events, names.labels)}
+
     app = fast_delivery_app(
         settings.service.app_id,
         handovers,
         before_stop,
+        before_assigned,
         broker=[f"kafka://{host.strip()}" for host in kafka.bootstrap.split(",")],
         broker_credentials=faust_credentials(normalized_client(kafka.client)),
         key_serializer="raw",
@@ -250,18 +264,19 @@ def build_app(settings: Settings, snapshot_key: bytes) -> tuple[faust.App, Worke
 
     async def on_revoked(sender: Any, *args: Any, **kwargs: Any) -> None:
         revoked = args[0] if args else kwargs["revoked"]
-        await worker.on_revoked({tp.partition for tp in revoked if tp.topic == names.events})
+        await worker.on_revoked(events_partitions(revoked))
 
     restoring: set[asyncio.Task[None]] = set()
 
     async def on_assigned(sender: Any, *args: Any, **kwargs: Any) -> None:
         assigned = args[0] if args else kwargs["assigned"]
-        mine = {tp.partition for tp in assigned if tp.topic == names.events}
+        mine = events_partitions(assigned)
         # Returns at once: aiokafka sends no heartbeat while this callback runs, and reading
         # large snapshots can take longer than the session timeout (the group would rebalance
-        # over and over). Faust resumes fetching meanwhile: records of these partitions wait in
-        # the consumer's drain loop until the engines are in place (Worker._until_ready).
-        assignment = worker.begin_assignment(mine)
+        # over and over). Their partitions stay paused meanwhile (before_assigned), until the
+        # engines are in place and the consumer is at their watermarks.
+        assignment = begun.pop() if begun else worker.begin_assignment(mine)
+        begun.clear()
         task = asyncio.ensure_future(restore(assigned, mine, assignment))
         restoring.add(task)
         task.add_done_callback(restoring.discard)
@@ -282,7 +297,15 @@ def build_app(settings: Settings, snapshot_key: bytes) -> tuple[faust.App, Worke
                     if tp.partition in resume and tp.topic in (names.events, names.labels)
                 }
             )
+            # Fetched from here on: each partition's records from its watermark, in order (a
+            # held partition stays paused: it has snapshots, none of which may be restored).
+            release_held(app, {tp for tp in assigned if worker.fetching(tp.topic, tp.partition)})
         except Exception as exc:
+            if app.should_stop:
+                # Stopped while taking over (the consumer is gone): nothing of these partitions
+                # was processed yet, and their next owner restores the same snapshots.
+                log.info("stopped while taking over %s[%s]", names.events, sorted(mine))
+                return
             log.exception("taking over %s[%s] failed", names.events, sorted(mine))
             await app.crash(exc)  # nothing was committed: a restart takes over afresh
             return

@@ -14,6 +14,10 @@ What is private, and why:
   hands the records of a fetch over a chunk at a time, with the checks Faust makes per message
   (flow active, same generation, offset not already read) but one: a partition paused after its
   records were fetched still gets them (Faust drops them, and nothing fetches them again). The app is wired through ``App._new_transport``, ``Consumer._new_consumer_thread``.
+* **Held partitions** (``Consumer.on_partitions_assigned``, ``Consumer.resume_partitions``):
+  Faust's table recovery resumes every partition of an assignment before Faust sends
+  ``on_partitions_assigned``; the app's consumer keeps the ones the worker is restoring paused
+  until it has moved the consumer to their watermarks (:func:`release_held`).
 * **Fetch wait** (``AIOKafkaConsumerThread._create_worker_consumer``, aiokafka's
   ``_fetch_max_wait_ms``): Faust hard-codes 1500 ms.
 * **Prefetch backoff** (``AIOKafkaConsumerThread.on_start``, then aiokafka's
@@ -107,6 +111,7 @@ def fast_delivery_app(
     app_id: str,
     feeds: Mapping[str, tuple[int, HandOver]],
     before_stop: Callable[[], Awaitable[None]],
+    before_assigned: Callable[[set[TP]], set[TP]],
     **options: Any,
 ) -> faust.App:
     """A ``faust.App`` whose consumer hands the records of ``feeds``' topics over a fetch at a
@@ -120,6 +125,13 @@ def fast_delivery_app(
     read offset is forgotten and its records are fetched again from where the new owner seeks).
     ``before_stop()`` runs when the app starts stopping, before Faust stops its consumer (which
     empties the agents' queues): time to finish what was handed over.
+
+    ``before_assigned(tps)`` runs first thing on an assignment, while the flow is still stopped,
+    and returns the partitions to hold back: Faust's resume of the new assignment (its table
+    recovery, before it sends ``on_partitions_assigned``) leaves them paused until
+    :func:`release_held`. (Resumed by Faust, they were fetched from wherever aiokafka's position
+    was, and handed over before the engines were restored and the consumer moved to their
+    watermarks: records past the watermark came first, the ones before them after the seek.)
     """
     import faust
     from faust.transport.drivers import aiokafka as driver
@@ -140,6 +152,18 @@ def fast_delivery_app(
     class FastDeliveryConsumer(driver.Consumer):
         def _new_consumer_thread(self) -> Any:
             return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+        #: Paused until released (:func:`release_held`), whatever resumes them meanwhile.
+        held: frozenset[TP] = frozenset()
+
+        async def on_partitions_assigned(self, assigned: set[TP], generation_id: int = 0) -> None:
+            # (Faust takes no assignment once stopping: nothing to restore, nothing held.)
+            stopping = self.app.should_stop
+            self.held = frozenset() if stopping else frozenset(before_assigned(assigned))
+            await super().on_partitions_assigned(assigned, generation_id)
+
+        def resume_partitions(self, tps: Any) -> None:
+            super().resume_partitions(set(tps) - self.held)
 
         async def _drain_messages(self, fetcher: Any) -> None:
             app = self.app
@@ -214,6 +238,14 @@ def fast_delivery_app(
             await super().on_stop()
 
     return FastDeliveryApp(app_id, **options)
+
+
+def release_held(app: faust.App, tps: set[TP]) -> None:
+    """Resume ``tps``, held back since the assignment (``before_assigned``): their engines are
+    in place and the consumer was moved to where they resume."""
+    consumer: Any = app.consumer
+    consumer.held = consumer.held - tps
+    consumer.resume_partitions(tps)
 
 
 async def worker_consumer_settings(app: faust.App) -> dict[str, Any]:

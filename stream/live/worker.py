@@ -74,7 +74,6 @@ class Worker(Processing):
         self._parked: dict[int, Engine] = {}
         self._order: dict[int, LabelOrder] = {}
         self._next_offset: dict[tuple[str, int], int] = {}  # where reading each partition is at
-        self._resume_at: dict[tuple[str, int], int] = {}  # where the snapshot said to resume
         self._flow = flow
         self._fetched_at = fetched_at
         self._paused: set[tuple[str, int]] = set()
@@ -95,9 +94,10 @@ class Worker(Processing):
         self.keeper = SnapshotKeeper(self)
 
     async def _until_ready(self, records: Sequence[Record]) -> None:
-        # Records fetched before the seek to the watermark are safe to process once the engine
-        # is in place: the engine skips offsets at or below its watermark, and without committed
-        # offsets the fetch position before the seek is never beyond it.
+        # The app keeps the partitions of an assignment paused until the consumer is at their
+        # watermarks (faust_internals.release_held), so none of their records should come
+        # before the engines are in place; one that does waits for them here (and _read leaves
+        # out what is below the watermark).
         if self._assigning and any(r.partition in self._assigning for r in records):
             await self._ready.wait()
 
@@ -126,10 +126,12 @@ class Worker(Processing):
                 if order is None or p not in self.engines:
                     self._warn_unowned(topic, p)
                     continue
-                start = self._resume_at.get((topic, p), 0)
+                start = self._next_offset.get((topic, p), 0)
                 if recs[0].offset < start:
-                    # Fetched before the seek to the snapshot's watermarks: already processed
-                    # (and their times must not count in the order of what comes next).
+                    # Read already: below the snapshot's watermarks (processed before it), or
+                    # handed over again (the consumer's check of what was read lets the last
+                    # record read through again). Added twice, a record would count twice in the
+                    # order of what comes next.
                     kept = [r for r in recs if r.offset >= start]
                     self.engines[p].counters["duplicates"] += len(recs) - len(kept)
                     if not kept:
@@ -224,6 +226,11 @@ class Worker(Processing):
         self._assignment += 1
         return self._assignment
 
+    def fetching(self, topic: str, p: int) -> bool:
+        """``topic[p]`` may be fetched: not paused by this worker (a held partition, or flow
+        control)."""
+        return (topic, p) not in self._paused
+
     def end_assignment(self, assignment: int | None = None) -> None:
         """Call when the engines are in place and the consumer has been moved to their watermarks
         (also after a failure: the app crashes then, and nothing was committed). A stale
@@ -249,7 +256,6 @@ class Worker(Processing):
             self.engines, self._parked = {}, {}
             self._order.clear()
             self._next_offset.clear()
-            self._resume_at.clear()
             for topic, p in list(self._paused):
                 self._set_flow(topic, p, True)
             self._unowned_warned.clear()
@@ -266,7 +272,7 @@ class Worker(Processing):
                 for topic, at in zip(
                     (self.topics.events, self.topics.labels), resume[p], strict=True
                 ):
-                    self._next_offset[(topic, p)] = self._resume_at[(topic, p)] = at
+                    self._next_offset[(topic, p)] = at
             for p in set(self._published) - set(self.engines):
                 del self._published[p]
             for p in owned_before - set(self.engines):  # now another worker's (or held)

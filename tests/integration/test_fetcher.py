@@ -24,6 +24,7 @@ def test_the_started_consumer_fetches_again_soon_while_fetched_records_wait(
             "t-fetcher-backoff",
             {},
             nothing,
+            lambda tps: set(),
             broker=f"kafka://{kafka_bootstrap}",
             autodiscover=False,
         )

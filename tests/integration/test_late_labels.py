@@ -274,3 +274,58 @@ def test_a_takeover_with_late_labels_replays_identical_predictions(
         p: (e.counters["learned"], e.counters["labelled"]) for p, e in engines.items()
     }
     assert sum(h["learned"] for h in headers.values()) == total  # none lost, none twice
+
+
+def test_rebalances_at_the_head_keep_each_partition_in_time_order(live_factory: Any) -> None:
+    """A second worker joins and leaves three times while events and late labels stream in: the
+    worker that stays resumes its partitions at their watermarks on every rebalance, and must
+    read on from there in offset order. (It once read on from where its consumer had fetched to
+    before the rebalance, and only after that, following the seek, the records in between: late
+    labels were then skipped as already seen, and events predicted unlike the time order.)"""
+    total = 12_000
+    live = live_factory(
+        partitions=2, DRIFTLINE_SNAPSHOT__EVERY_EVENTS="500", DRIFTLINE_LABELS__MAX_IDLE_MS="300"
+    )
+    predictions = live.reader(live.topics.predictions)
+    one = live.start("one")
+    live.wait_assigned(one, {0, 1})
+    producer = produce(
+        live,
+        "--dataset",
+        "sea-abrupt",
+        "--limit",
+        str(total),
+        "--rate",
+        "600",
+        "--label-delay",
+        str(LABEL_DELAY),
+    )
+    live.wait(lambda: status_sum(live, one, "events") >= 1500, OUTPUT_TIMEOUT_S, "1500 events", one)
+    for visit in range(3):
+        visitor = live.start(f"visitor-{visit}")
+        live.wait(
+            lambda v=visitor: all(
+                (status := live.health(w)) is not None and status["assigned"] for w in (one, v)
+            ),
+            OUTPUT_TIMEOUT_S,
+            "a partition moved to the visitor",
+            visitor,
+        )
+        time.sleep(1)
+        assert live.stop(visitor) == 0  # its partition comes back to one, from its snapshot
+        live.wait_assigned(one, {0, 1})
+    assert producer.wait(timeout=OUTPUT_TIMEOUT_S) == 0
+    live.wait(
+        lambda: status_sum(live, one, "learned") >= total, OUTPUT_TIMEOUT_S, "every label", one
+    )
+    assert live.stop(one) == 0
+
+    engines = offline_in_time_order(live)
+    expected = [
+        orjson.loads(orjson.dumps(r, option=orjson.OPT_NON_STR_KEYS))
+        for engine in engines.values()
+        for r in engine.outputs.drain().predictions
+    ]
+    assert_every_prediction_as_in_the_backtest(predictions.read_to_end(), expected)
+    headers = newest_snapshots(live)
+    assert sum(h["learned"] for h in headers.values()) == total  # none lost, none twice
