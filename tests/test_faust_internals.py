@@ -275,8 +275,10 @@ def test_records_fetched_before_a_pause_are_all_handed_over() -> None:
             waits.append(timeout)
             active = consumer._get_active_partitions()
             if calls == 1:
-                # Fetched while active; paused before the loop gets to the batch.
+                # Fetched while active; paused before the loop gets to the batch (and the loop
+                # stops after it: with nothing active it would wait for a resume).
                 consumer.pause_partitions([tp])
+                fetcher._stopped.set()
                 return {tp: records}, active
             fetcher._stopped.set()
             return {}, active
@@ -335,3 +337,97 @@ def test_partitions_being_restored_stay_paused_until_released() -> None:
     assert calls == [f"before {sorted([events, labels, other])}", "faust, flow False"]
     assert after_faust == {other}
     assert after_release == {events, labels, other}
+
+
+def _drain_once(
+    app: faust.App, batches: list[dict[Any, list[Any]]], on_call: Callable[[], None] = lambda: None
+) -> list[set[Any]]:
+    """Run the app consumer's drain loop over ``batches`` (one per fetch, then it stops); the
+    active partitions at each fetch."""
+    consumer: Any = app.consumer
+    fetcher = types.SimpleNamespace(_stopped=asyncio.Event())
+    active_at_fetch: list[set[Any]] = []
+
+    async def wait_next_records(timeout: float) -> tuple[dict[Any, Any], set[Any]]:
+        active_at_fetch.append(set(consumer._get_active_partitions()))
+        on_call()
+        if not batches:
+            fetcher._stopped.set()
+            return {}, consumer._get_active_partitions()
+        return batches.pop(0), consumer._get_active_partitions()
+
+    async def run() -> None:
+        consumer._wait_next_records = wait_next_records
+        await consumer._drain_messages(fetcher)
+        close_consumer_thread_loop(app)
+
+    asyncio.run(run())
+    return active_at_fetch
+
+
+def test_records_of_a_held_partition_are_not_handed_over() -> None:
+    """A fetch that was on its way when the partitions were assigned can bring records of a
+    partition the worker is restoring (read from wherever aiokafka's position was): they are
+    left out, and read again from the watermark the consumer is moved to."""
+    from faust.types import TP
+
+    held, free = TP("events", 0), TP("events", 1)
+    handed: list[tuple[int, int]] = []
+
+    async def hand_over(chunk: list[Any]) -> None:
+        handed.extend((r.partition, r.offset) for r in chunk)
+
+    async def stop_hook() -> None:
+        return None
+
+    app = fast_delivery_app(
+        "it-held", {"events": (10, hand_over)}, stop_hook, lambda tps: set(), broker="kafka://x:1"
+    )
+    consumer: Any = app.consumer
+    consumer._active_partitions = {free}
+    consumer.held = frozenset({held})
+    consumer.highwater = lambda tp: 3
+    records = {
+        tp: [types.SimpleNamespace(offset=i, partition=tp.partition) for i in range(3)]
+        for tp in (held, free)
+    }
+    _drain_once(app, [records])
+    assert handed == [(1, 0), (1, 1), (1, 2)]
+
+
+def test_with_every_partition_paused_the_drain_loop_looks_again_soon() -> None:
+    """Faust's wait for records sleeps 1 s when no partition is active (all held while the worker
+    restores them, or paused by flow control): one resumed meanwhile would wait that long. The
+    loop looks again after a short sleep instead, and fetches once one is active."""
+    from faust.types import TP
+
+    tp = TP("events", 0)
+
+    async def stop_hook() -> None:
+        return None
+
+    async def hand_over(chunk: list[Any]) -> None:
+        return None
+
+    app = fast_delivery_app(
+        "it-idle", {"events": (10, hand_over)}, stop_hook, lambda tps: set(), broker="kafka://x:1"
+    )
+    consumer: Any = app.consumer
+    consumer._active_partitions = set()
+    loop_ran: list[bool] = []
+
+    async def resume_later() -> None:
+        await asyncio.sleep(0.05)
+        consumer.resume_partitions({tp})
+
+    real_drain = consumer._drain_messages
+
+    async def drain_with_resume(fetcher: Any) -> None:
+        task = asyncio.ensure_future(resume_later())
+        await real_drain(fetcher)
+        loop_ran.append(task.done())
+
+    consumer._drain_messages = drain_with_resume
+    active_at_fetch = _drain_once(app, [])
+    assert active_at_fetch == [{tp}]  # never asked for records with nothing active
+    assert loop_ran == [True]

@@ -297,14 +297,16 @@ def build_app(settings: Settings, snapshot_key: bytes) -> tuple[faust.App, Worke
                     if tp.partition in resume and tp.topic in (names.events, names.labels)
                 }
             )
+            if not worker.is_current(assignment):
+                return  # a newer assignment came meanwhile: its partitions are its to release
             # Fetched from here on: each partition's records from its watermark, in order (a
             # held partition stays paused: it has snapshots, none of which may be restored).
             release_held(app, {tp for tp in assigned if worker.fetching(tp.topic, tp.partition)})
         except Exception as exc:
-            if app.should_stop:
-                # Stopped while taking over (the consumer is gone): nothing of these partitions
-                # was processed yet, and their next owner restores the same snapshots.
-                log.info("stopped while taking over %s[%s]", names.events, sorted(mine))
+            if app.should_stop or not worker.is_current(assignment):
+                # Stopped, or reassigned, while taking over (the seek can fail on a partition
+                # no longer assigned): nothing of these partitions was processed yet.
+                log.info("taking over %s[%s] ended early", names.events, sorted(mine))
                 return
             log.exception("taking over %s[%s] failed", names.events, sorted(mine))
             await app.crash(exc)  # nothing was committed: a restart takes over afresh

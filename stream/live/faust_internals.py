@@ -172,6 +172,11 @@ def fast_delivery_app(
             try:
                 while not (consumer_stopped() or fetcher_stopped()):
                     self.diag.set_flag("FETCHING")
+                    if self.flow_active and not self._get_active_partitions():
+                        # Every partition paused (held, or flow control): Faust would sleep 1 s
+                        # before it looks again, whatever is resumed meanwhile.
+                        await asyncio.sleep(FETCH_WAIT_S)
+                        continue
                     # Faust's active partitions (the second item) are not looked at: see below.
                     records, _ = await self._wait_next_records(timeout=FETCH_WAIT_S)
                     await asyncio.sleep(0)  # (as Faust's loop: let others run between fetches)
@@ -190,6 +195,10 @@ def fast_delivery_app(
                     # here would never come again. (Faust's loop skips a batch whose partition
                     # left its live set of active partitions meanwhile: records lost.)
                     for tp, batch in records.items():
+                        if tp in self.held:
+                            # Fetched before the seek to its watermark (a fetch that was on its
+                            # way when the partitions were assigned): read again from there.
+                            continue
                         chunk_size, hand_over = feeds[tp.topic]
                         app.monitor.track_tp_end_offset(tp, self.highwater(tp))
                         for start in range(0, len(batch), chunk_size):

@@ -226,6 +226,10 @@ class Worker(Processing):
         self._assignment += 1
         return self._assignment
 
+    def is_current(self, assignment: int) -> bool:
+        """``assignment`` (from :meth:`begin_assignment`) is the newest one."""
+        return assignment == self._assignment
+
     def fetching(self, topic: str, p: int) -> bool:
         """``topic[p]`` may be fetched: not paused by this worker (a held partition, or flow
         control)."""
