@@ -128,13 +128,10 @@ def build_app(settings: Settings, snapshot_key: bytes) -> tuple[faust.App, Worke
     def events_partitions(tps: Any) -> set[int]:
         return {tp.partition for tp in tps if tp.topic == names.events}
 
-    # The assignment begun before Faust resumed fetching (before_assigned), for on_assigned.
-    begun: list[int] = []
-
     def before_assigned(assigned: Any) -> set[Any]:
         # Before Faust resumes fetching: the partitions of the new assignment stay paused until
         # their engines are restored and the consumer is at their watermarks (restore below).
-        begun.append(worker.begin_assignment(events_partitions(assigned)))
+        worker.begin_assignment()
         return {tp for tp in assigned if tp.topic in (names.events, names.labels)}
 
     app = fast_delivery_app(
@@ -275,9 +272,7 @@ def build_app(settings: Settings, snapshot_key: bytes) -> tuple[faust.App, Worke
         # large snapshots can take longer than the session timeout (the group would rebalance
         # over and over). Their partitions stay paused meanwhile (before_assigned), until the
         # engines are in place and the consumer is at their watermarks.
-        assignment = begun.pop() if begun else worker.begin_assignment(mine)
-        begun.clear()
-        task = asyncio.ensure_future(restore(assigned, mine, assignment))
+        task = asyncio.ensure_future(restore(assigned, mine, worker.assignment))
         restoring.add(task)
         task.add_done_callback(restoring.discard)
 
@@ -311,8 +306,6 @@ def build_app(settings: Settings, snapshot_key: bytes) -> tuple[faust.App, Worke
             log.exception("taking over %s[%s] failed", names.events, sorted(mine))
             await app.crash(exc)  # nothing was committed: a restart takes over afresh
             return
-        finally:
-            worker.end_assignment(assignment)
         log.info(
             "assigned %s[%s]; resuming at %s (restored in %.1f s)",
             names.events,

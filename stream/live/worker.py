@@ -85,21 +85,10 @@ class Worker(Processing):
         self._reorder_logged: dict[int, float] = {}  # partition: when last logged (monotonic)
         self._unowned_warned: set[tuple[str, int]] = set()
         # Partitions being taken over: their records wait (Faust may deliver before we are done).
-        self._assigning: set[int] = set()
-        self._ready = asyncio.Event()
-        self._ready.set()
-        self._assignment = 0
+        self._assignment = 0  # the number of the newest assignment begun
         self.runner = EngineRunner(metrics)
         # Restore or hold, chunked publishing, the snapshot floor (driftline.live.snapshot_keeper).
         self.keeper = SnapshotKeeper(self)
-
-    async def _until_ready(self, records: Sequence[Record]) -> None:
-        # The app keeps the partitions of an assignment paused until the consumer is at their
-        # watermarks (faust_internals.release_held), so none of their records should come
-        # before the engines are in place; one that does waits for them here (and _read leaves
-        # out what is below the watermark).
-        if self._assigning and any(r.partition in self._assigning for r in records):
-            await self._ready.wait()
 
     # ------------------------------------------------------------------ records
 
@@ -114,7 +103,6 @@ class Worker(Processing):
         await self._read(self.topics.labels, records, LABELS_WAITING_MAX)
 
     async def _read(self, topic: str, records: Sequence[Record], max_waiting: int) -> None:
-        await self._until_ready(records)
         now_ms = time.time() * 1000
         by_partition: dict[int, list[Record]] = {}
         for record in records:
@@ -218,12 +206,15 @@ class Worker(Processing):
             await self.keeper.settle()  # the next owner reads the floors
             self.metrics.assigned.set(len(self.engines))
 
-    def begin_assignment(self, partitions: Iterable[int]) -> int:
-        """Call first thing on assignment (before any await): records of ``partitions`` wait.
-        Returns the assignment's number: a newer assignment makes an unfinished one stale."""
-        self._assigning = set(partitions)
-        self._ready.clear()
+    def begin_assignment(self) -> None:
+        """Call first thing on an assignment (the app does, before Faust resumes fetching, and
+        keeps its partitions paused until they are restored and sought: no record of them comes
+        before). A newer assignment makes an unfinished one stale (:attr:`assignment`)."""
         self._assignment += 1
+
+    @property
+    def assignment(self) -> int:
+        """The number of the newest assignment begun."""
         return self._assignment
 
     def is_current(self, assignment: int) -> bool:
@@ -234,15 +225,6 @@ class Worker(Processing):
         """``topic[p]`` may be fetched: not paused by this worker (a held partition, or flow
         control)."""
         return (topic, p) not in self._paused
-
-    def end_assignment(self, assignment: int | None = None) -> None:
-        """Call when the engines are in place and the consumer has been moved to their watermarks
-        (also after a failure: the app crashes then, and nothing was committed). A stale
-        assignment's end changes nothing: the newer one's records still wait for it."""
-        if assignment is not None and assignment != self._assignment:
-            return
-        self._assigning = set()
-        self._ready.set()
 
     async def on_assigned(
         self, partitions: Iterable[int], snapshots: Mapping[int, Any], assignment: int | None = None

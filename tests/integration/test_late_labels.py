@@ -211,15 +211,23 @@ def offline_in_time_order(live: Live) -> dict[int, Engine]:
     return engines
 
 
-@pytest.mark.parametrize("events_before_kill", [0, 500])
-def test_a_takeover_with_late_labels_replays_identical_predictions(
-    live_factory: Any, events_before_kill: int
-) -> None:
-    total = 12_000
+def predictions_of(engines: dict[int, Engine]) -> list[dict[str, Any]]:
+    """The prediction records of ``engines`` as they read back from the topic (JSON)."""
+    return [
+        orjson.loads(orjson.dumps(r, option=orjson.OPT_NON_STR_KEYS))
+        for engine in engines.values()
+        for r in engine.outputs.drain().predictions
+    ]
+
+
+def two_partitions_streaming(
+    live_factory: Any, total: int
+) -> tuple[Live, subprocess.Popen[bytes], subprocess.Popen[bytes]]:
+    """Two partitions, a worker ``one`` owning both, and ``driftline produce`` sending ``total``
+    events of sea-abrupt at 600/s with late labels: ``(live, one, producer)``."""
     live = live_factory(
         partitions=2, DRIFTLINE_SNAPSHOT__EVERY_EVENTS="500", DRIFTLINE_LABELS__MAX_IDLE_MS="300"
     )
-    predictions = live.reader(live.topics.predictions)
     one = live.start("one")
     live.wait_assigned(one, {0, 1})
     producer = produce(
@@ -233,14 +241,29 @@ def test_a_takeover_with_late_labels_replays_identical_predictions(
         "--label-delay",
         str(LABEL_DELAY),
     )
+    return live, one, producer
+
+
+def each_owns_a_partition(live: Live, *workers: subprocess.Popen[bytes]) -> bool:
+    return all((status := live.health(w)) is not None and status["assigned"] for w in workers)
+
+
+@pytest.mark.parametrize("events_before_kill", [0, 500])
+def test_a_takeover_with_late_labels_replays_identical_predictions(
+    live_factory: Any, events_before_kill: int
+) -> None:
+    total = 12_000
+    live, one, producer = two_partitions_streaming(live_factory, total)
+    predictions = live.reader(live.topics.predictions)
     live.wait(lambda: status_sum(live, one, "events") >= 3000, OUTPUT_TIMEOUT_S, "3000 events", one)
     two = live.start("two")  # joins: a partition moves from one to two (revocation snapshot)
 
-    def split() -> bool:
-        a, b = live.health(one), live.health(two)
-        return bool(a and b and a["assigned"] and b["assigned"])
-
-    live.wait(split, OUTPUT_TIMEOUT_S, "both workers owning a partition", two)
+    live.wait(
+        lambda: each_owns_a_partition(live, one, two),
+        OUTPUT_TIMEOUT_S,
+        "both workers owning a partition",
+        two,
+    )
     at_split = status_sum(live, one, "events")  # of the partition one kept (since the start)
     live.wait(
         lambda: status_sum(live, one, "events") >= at_split + events_before_kill,
@@ -261,11 +284,7 @@ def test_a_takeover_with_late_labels_replays_identical_predictions(
     assert live.stop(two) == 0
 
     engines = offline_in_time_order(live)
-    expected = [
-        orjson.loads(orjson.dumps(r, option=orjson.OPT_NON_STR_KEYS))
-        for engine in engines.values()
-        for r in engine.outputs.drain().predictions
-    ]
+    expected = predictions_of(engines)
     by_id = assert_every_prediction_as_in_the_backtest(predictions.read_to_end(), expected)
     if events_before_kill:
         assert any(len(ps) > 1 for ps in by_id.values()), "the kill should force a replay"
@@ -283,30 +302,13 @@ def test_rebalances_at_the_head_keep_each_partition_in_time_order(live_factory: 
     before the rebalance, and only after that, following the seek, the records in between: late
     labels were then skipped as already seen, and events predicted unlike the time order.)"""
     total = 12_000
-    live = live_factory(
-        partitions=2, DRIFTLINE_SNAPSHOT__EVERY_EVENTS="500", DRIFTLINE_LABELS__MAX_IDLE_MS="300"
-    )
+    live, one, producer = two_partitions_streaming(live_factory, total)
     predictions = live.reader(live.topics.predictions)
-    one = live.start("one")
-    live.wait_assigned(one, {0, 1})
-    producer = produce(
-        live,
-        "--dataset",
-        "sea-abrupt",
-        "--limit",
-        str(total),
-        "--rate",
-        "600",
-        "--label-delay",
-        str(LABEL_DELAY),
-    )
     live.wait(lambda: status_sum(live, one, "events") >= 1500, OUTPUT_TIMEOUT_S, "1500 events", one)
     for visit in range(3):
         visitor = live.start(f"visitor-{visit}")
         live.wait(
-            lambda v=visitor: all(
-                (status := live.health(w)) is not None and status["assigned"] for w in (one, v)
-            ),
+            lambda v=visitor: each_owns_a_partition(live, one, v),
             OUTPUT_TIMEOUT_S,
             "a partition moved to the visitor",
             visitor,
@@ -321,11 +323,7 @@ def test_rebalances_at_the_head_keep_each_partition_in_time_order(live_factory: 
     assert live.stop(one) == 0
 
     engines = offline_in_time_order(live)
-    expected = [
-        orjson.loads(orjson.dumps(r, option=orjson.OPT_NON_STR_KEYS))
-        for engine in engines.values()
-        for r in engine.outputs.drain().predictions
-    ]
+    expected = predictions_of(engines)
     assert_every_prediction_as_in_the_backtest(predictions.read_to_end(), expected)
     headers = newest_snapshots(live)
     assert sum(h["learned"] for h in headers.values()) == total  # none lost, none twice
